@@ -1,0 +1,31 @@
+# `make demo` runs the main job on the built-in synthetic city; `make test` runs the test suite.
+# Both create the local virtual environment .venv on first use and install the project into it.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test benchmark clean-venv
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@# The project's top-level package is `datasets/`; the PyPI package of that name would shadow it.
+	@if $(BIN)/python -m pip show datasets >/dev/null 2>&1; then \
+		echo "error: the PyPI package 'datasets' is installed in $(VENV) and clashes with this project's datasets/ package; run '$(BIN)/pip uninstall datasets'"; exit 1; fi
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m bts.demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+benchmark: $(STAMP)
+	$(BIN)/python -m datasets.benchmark
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,228 @@
+"""The KITTI-360 dataset: frames of a split, in the layout of method.md §7.1.
+
+An item is a dict (see :class:`Kitti360Item`). Poses are camera-to-world and re-expressed relative to view 0,
+computed in float64 (KITTI-360 world coordinates are large) and returned as float32, so the input camera is the
+origin; ``world_from_view0`` keeps the absolute pose. Intrinsics are normalised (``[-1, 1]``, pixel centres,
+``align_corners=False``), so they hold at any working resolution.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypedDict
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from bts.geometry import PixelConvention, normalize_intrinsics, relative_to
+from datasets.kitti_360.augment import ColorJitterParams
+from datasets.kitti_360.calibration import PERSPECTIVE_CAMERAS, Calibration, read_calibration
+from datasets.kitti_360.errors import MalformedFileError
+from datasets.kitti_360.fisheye import (
+    camera_from_params,
+    fisheye_camera,
+    fisheye_params,
+    resample,
+    virtual_pinhole_grid,
+    virtual_rotation,
+)
+from datasets.kitti_360.frames import FrameSelection, View, select_views
+from datasets.kitti_360.layout import Kitti360Layout, read_image, read_velodyne, resized_folder
+from datasets.kitti_360.lidar import lidar_depth_map
+from datasets.kitti_360.poses import SequencePoses, read_poses
+from datasets.kitti_360.splits import read_split
+
+log = logging.getLogger(__name__)
+
+FISHEYE_MODES = ("pinhole", "native")
+
+
+class Kitti360Item(TypedDict, total=False):
+    """One datapoint. ``V`` pinhole views (perspective, plus resampled fisheyes in ``pinhole`` mode) and, in
+    ``native`` mode, ``F`` native fisheye views."""
+
+    images: Tensor  # [V, 3, H, W] in [-1, 1]
+    intrinsics: Tensor  # [V, 3, 3] normalised
+    cam_to_world: Tensor  # [V, 4, 4] relative to view 0
+    cameras: Tensor  # [V] camera index 0..3
+    frame_ids: Tensor  # [V] KITTI-360 frame ids
+    fisheye_images: Tensor  # [F, 3, Hf, Wf] in [-1, 1] (native mode)
+    fisheye_params: Tensor  # [F, 9] normalised MEI parameters, see datasets.kitti_360.fisheye
+    fisheye_cam_to_world: Tensor  # [F, 4, 4] relative to view 0
+    fisheye_cameras: Tensor  # [F]
+    fisheye_frame_ids: Tensor  # [F]
+    world_from_view0: Tensor  # [4, 4] float64, absolute camera-to-world of view 0
+    lidar_depth: Tensor  # [1, H, W] z-depth of view 0 from the velodyne scan at t, 0 where none
+    index: int
+
+
+@dataclass
+class Kitti360Config:
+    """Options of :class:`Kitti360Dataset` (the ``data`` config group carries the same names)."""
+
+    image_size: tuple[int, int] = (192, 640)  # (H, W) of the pinhole views
+    frames: FrameSelection = field(default_factory=FrameSelection)
+    fisheye_mode: str = "pinhole"
+    fisheye_rotation: tuple[float, float] = (0.0, -15.0)
+    fisheye_size: tuple[int, int] | None = None  # (H, W) of native fisheye views; None keeps the file's size
+    color_jitter: bool = False
+    lidar_depth: bool = False
+    use_preprocessed: bool = True  # read data_HxW folders when they exist
+    apply_fisheye_tangential: bool = False
+
+
+class Kitti360Dataset(Dataset):
+    def __init__(self, root: Path | str, split_file: Path | str, config: Kitti360Config | None = None):
+        self.config = config or Kitti360Config()
+        if self.config.fisheye_mode not in FISHEYE_MODES:
+            raise ValueError(f"fisheye_mode must be one of {FISHEYE_MODES}, got {self.config.fisheye_mode!r}")
+        self.layout = Kitti360Layout(Path(root))
+        self.calibration: Calibration = read_calibration(self.layout.calibration_dir)
+        self.split_file = Path(split_file)
+        entries = read_split(self.split_file)
+        self.poses: dict[str, SequencePoses] = {}
+        self.datapoints: list[tuple[str, int, str]] = []
+        for e in entries:
+            if e.sequence not in self.poses:
+                self.poses[e.sequence] = read_poses(self.layout.poses_file(e.sequence))
+                self.layout.check_sequence(e.sequence, self._cameras_used())
+            try:
+                row = self.poses[e.sequence].row_of(e.frame_id)
+            except KeyError as err:
+                raise MalformedFileError(self.split_file, e.line, str(err.args[0])) from None
+            self.datapoints.append((e.sequence, row, e.side))
+        self._setup_cameras()
+        log.info("KITTI-360 %s: %d datapoints from %d sequences under %s", self.split_file.name,
+                 len(self.datapoints), len(self.poses), root)
+
+    def _cameras_used(self) -> tuple[str, ...]:
+        cams = ("image_00", "image_01")
+        return cams + (("image_02", "image_03") if self.config.frames.fisheye else ())
+
+    def _setup_cameras(self) -> None:
+        c, cfg = self.calibration, self.config
+        w, h = c.rect_size["image_00"]
+        # The original uses image_00's K for every pinhole view (both rectified cameras share it).
+        self.intrinsics = normalize_intrinsics(torch.from_numpy(c.p_rect["image_00"][:, :3]), w, h)
+        self.cam_to_pose = {cam: c.rect_cam_to_pose(cam) for cam in PERSPECTIVE_CAMERAS}
+        self.fisheyes = {cam: fisheye_camera(c.fisheye[cam], cfg.apply_fisheye_tangential)
+                         for cam in ("image_02", "image_03")}
+        self.virtual_rotations = {cam: virtual_rotation(cam, cfg.fisheye_rotation) for cam in self.fisheyes}
+        for cam, rot in self.virtual_rotations.items():
+            r = np.eye(4)
+            r[:3, :3] = rot.numpy() if cfg.fisheye_mode == "pinhole" else np.eye(3)
+            self.cam_to_pose[cam] = c.cam_to_pose[cam] @ r
+        self._grids: dict[str, Tensor] = {}
+        self.velo_to_pose = c.velo_to_pose()
+
+    def __len__(self) -> int:
+        return len(self.datapoints)
+
+    def _load_pinhole(self, sequence: str, view: View, frame_id: int) -> Tensor:
+        cfg = self.config
+        h, w = cfg.image_size
+        fish = view.camera in self.fisheyes
+        if cfg.use_preprocessed:
+            folder = resized_folder(view.camera, h, w, cfg.fisheye_rotation)
+            path = self.layout.image_file(sequence, view.camera, frame_id, folder)
+            if path.is_file():
+                return read_image(path, view.camera)
+        image = read_image(self.layout.image_file(sequence, view.camera, frame_id), view.camera)
+        self._check_size(image, view.camera, sequence, frame_id)
+        if fish:
+            return resample(image, self._virtual_grid(view.camera))
+        return resize(image, h, w)
+
+    def _check_size(self, image: Tensor, camera: str, sequence: str, frame_id: int) -> None:
+        # Normalised intrinsics are only valid for images of the calibrated size (or resized copies of them).
+        if camera in self.fisheyes:
+            f = self.calibration.fisheye[camera]
+            want, source = (f.width, f.height), f"calibration/{camera}.yaml"
+        else:
+            want, source = self.calibration.rect_size[camera], "calibration/perspective.txt"
+        if (image.shape[2], image.shape[1]) != want:
+            path = self.layout.image_file(sequence, camera, frame_id)
+            raise MalformedFileError(path, None, f"image is {image.shape[2]}x{image.shape[1]}, but "
+                                     f"{source} says {want[0]}x{want[1]}")
+
+    def _virtual_grid(self, camera: str) -> Tensor:
+        if camera not in self._grids:
+            h, w = self.config.image_size
+            self._grids[camera] = virtual_pinhole_grid(
+                self.fisheyes[camera], self.intrinsics, self.virtual_rotations[camera], h, w)
+        return self._grids[camera]
+
+    def _load_native_fisheye(self, sequence: str, view: View, frame_id: int) -> Tensor:
+        image = read_image(self.layout.image_file(sequence, view.camera, frame_id), view.camera)
+        self._check_size(image, view.camera, sequence, frame_id)
+        size = self.config.fisheye_size
+        return image if size is None else resize(image, size[0], size[1])
+
+    def __getitem__(self, index: int) -> Kitti360Item:
+        sequence, row, side = self.datapoints[index]
+        poses = self.poses[sequence]
+        views = select_views(self.config.frames, row, side, len(poses))
+        jitter = ColorJitterParams.sample() if self.config.color_jitter else None
+        native = self.config.fisheye_mode == "native"
+        groups: dict[bool, list] = {False: [], True: []}
+        for view in views:
+            frame_id = int(poses.frame_ids[view.row])
+            is_native = native and view.camera in self.fisheyes
+            if is_native:
+                image = self._load_native_fisheye(sequence, view, frame_id)
+            else:
+                image = self._load_pinhole(sequence, view, frame_id)
+            if jitter is not None:
+                image = jitter.apply(image)
+            c2w = poses.pose_to_world[view.row] @ self.cam_to_pose[view.camera]
+            groups[is_native].append((image * 2.0 - 1.0, c2w, int(view.camera[-1]), frame_id, view.camera))
+        return self._assemble(index, sequence, poses, views, groups)
+
+    def _assemble(self, index, sequence, poses, views, groups) -> Kitti360Item:
+        pinhole, native = groups[False], groups[True]
+        world_from_view0 = torch.from_numpy(pinhole[0][1])
+        rel = lambda ms: relative_to(world_from_view0, torch.from_numpy(np.stack(ms))).float()  # noqa: E731
+        item: Kitti360Item = {
+            "images": torch.stack([g[0] for g in pinhole]),
+            "intrinsics": self.intrinsics.float().expand(len(pinhole), 3, 3).clone(),
+            "cam_to_world": rel([g[1] for g in pinhole]),
+            "cameras": torch.tensor([g[2] for g in pinhole]),
+            "frame_ids": torch.tensor([g[3] for g in pinhole]),
+            "world_from_view0": world_from_view0,
+            "index": index,
+        }
+        if native:
+            item["fisheye_images"] = torch.stack([g[0] for g in native])
+            item["fisheye_params"] = torch.stack([fisheye_params(self.fisheyes[g[4]]) for g in native])
+            item["fisheye_cam_to_world"] = rel([g[1] for g in native])
+            item["fisheye_cameras"] = torch.tensor([g[2] for g in native])
+            item["fisheye_frame_ids"] = torch.tensor([g[3] for g in native])
+        if self.config.lidar_depth:
+            item["lidar_depth"] = self._lidar_depth(sequence, poses, views[0])
+        return item
+
+    def _lidar_depth(self, sequence: str, poses: SequencePoses, view: View) -> Tensor:
+        frame_id = int(poses.frame_ids[view.row])
+        scan = read_velodyne(self.layout.velodyne_file(sequence, frame_id))
+        velo_to_cam = np.linalg.inv(self.cam_to_pose[view.camera]) @ self.velo_to_pose
+        h, w = self.config.image_size
+        return lidar_depth_map(scan[:, :3], velo_to_cam, self.intrinsics, h, w)[None]
+
+    def fisheye_camera_of(self, params: Tensor):
+        """Batched :class:`MeiFisheyeCamera` from ``fisheye_params`` of an item or batch."""
+        return camera_from_params(params, self.config.apply_fisheye_tangential)
+
+
+def resize(image: Tensor, height: int, width: int) -> Tensor:
+    """Bilinear resize of ``[3, H, W]`` without antialiasing, the behaviour of ``cv2.INTER_LINEAR``."""
+    if image.shape[1:] == (height, width):
+        return image
+    return F.interpolate(image[None], size=(height, width), mode="bilinear", align_corners=False)[0]
+
+
+__all__ = ["Kitti360Config", "Kitti360Dataset", "Kitti360Item", "PixelConvention", "resize"]

@@ -1,0 +1,1 @@
+"""Checkpoints: the project's format and the import of the original releases."""

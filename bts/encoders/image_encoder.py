@@ -1,0 +1,37 @@
+"""Image encoder: per-pixel feature maps at the input resolution (method.md §1.1)."""
+
+from __future__ import annotations
+
+from jaxtyping import Float
+from torch import Tensor, nn
+
+from bts.encoders.backbone import ResnetBackbone
+from bts.encoders.decoder import UpsamplingDecoder
+
+# Monodepth2's single scalar normalisation, applied after mapping [-1, 1] to [0, 1].
+IMAGE_MEAN = 0.45
+IMAGE_STD = 0.225
+MIN_SIZE = 33
+
+
+class ImageEncoder(nn.Module):
+    """ResNet encoder and upsampling decoder; images in ``[-1, 1]``, features ``[N, C, H, W]``."""
+
+    def __init__(self, depth: int = 50, pretrained: bool = False, on_missing_weights: str = "error",
+                 decoder_widths=(32, 32, 64, 128, 256), feature_dim: int = 64):
+        super().__init__()
+        self.backbone = ResnetBackbone(depth, pretrained, on_missing_weights)
+        self.decoder = UpsamplingDecoder(self.backbone.channels, tuple(decoder_widths), feature_dim)
+        self.feature_dim = feature_dim
+
+    def forward(self, images: Float[Tensor, "N 3 H W"], flip: bool = False) -> Float[Tensor, "N C H W"]:
+        """Encode images. With ``flip`` the input is mirrored and the features mirrored back, so they stay
+        aligned with the unflipped image (the flip augmentation of §1.1; poses and colours are untouched)."""
+        if min(images.shape[-2:]) < MIN_SIZE:
+            raise ValueError(f"images must be at least {MIN_SIZE} pixels high and wide (the 1/32 map needs 2 "
+                             f"pixels for its reflection padding), got {tuple(images.shape[-2:])}")
+        x = (images * 0.5 + 0.5 - IMAGE_MEAN) / IMAGE_STD
+        if flip:
+            x = x.flip(-1)
+        features = self.decoder(self.backbone(x), out_size=tuple(images.shape[-2:]))
+        return features.flip(-1) if flip else features

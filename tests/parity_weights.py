@@ -1,0 +1,50 @@
+"""The deterministic weight rule `parity-fill-v1` of shared/parity/README.md, to rebuild the golden weights."""
+
+import math
+import zlib
+from pathlib import Path
+
+import torch
+
+PARITY = Path(__file__).parent / "data" / "parity"
+
+
+def _key_seed(seed: int, key: str) -> int:
+    return (seed * 1000003 + zlib.crc32(key.encode("utf-8"))) % 2**63
+
+
+def _is_density_out(key: str, shape) -> bool:
+    return key.endswith(("lin_out.weight", "lin_out.bias")) and shape[0] == 1
+
+
+def _fill(key, shape, dtype, seed, constants):
+    if dtype == torch.int64:
+        return torch.zeros(shape, dtype=torch.int64)
+    if key.endswith(("code_xyz._freqs", "code_xyz._phases")):
+        return constants[key].clone()
+    g = torch.Generator().manual_seed(_key_seed(seed, key))
+    if key.endswith("running_var"):
+        return 0.5 + torch.rand(shape, generator=g, dtype=torch.float32)
+    if key.endswith("running_mean"):
+        return 0.1 * torch.randn(shape, generator=g, dtype=torch.float32)
+    if len(shape) == 1 and key.endswith("weight"):
+        return 1.0 + 0.1 * torch.randn(shape, generator=g, dtype=torch.float32)
+    if len(shape) == 1 and key.endswith("bias"):
+        b = 0.1 * torch.randn(shape, generator=g, dtype=torch.float32)
+        return -4.0 + b if _is_density_out(key, shape) else b
+    if len(shape) >= 2:
+        gain = 10.0 if _is_density_out(key, shape) else 1.0
+        scale = float(torch.tensor(gain / math.sqrt(math.prod(shape[1:])), dtype=torch.float64).float())
+        return torch.randn(shape, generator=g, dtype=torch.float32) * scale
+    raise ValueError(key)
+
+
+def rebuild_state_dict(stem: str) -> tuple[dict, dict]:
+    """The original-layout state dict of ``<stem>.pt`` and the golden file itself."""
+    golden = torch.load(PARITY / f"{stem}.pt", weights_only=True)
+    sd = {}
+    for line in (PARITY / f"{stem}_keys.txt").read_text().splitlines():
+        key, shape_str, dtype = line.split("\t")
+        shape = tuple(int(x) for x in shape_str.strip("()").split(",") if x.strip())
+        sd[key] = _fill(key, shape, getattr(torch, dtype), golden["fill"]["seed"], golden["fill"]["constants"])
+    return sd, golden

@@ -260,19 +260,21 @@ Camera = PinholeCamera | MeiFisheyeCamera
 
 def camera_rays(
     camera: Camera, uv: Float[Tensor, "... N 2"], cam_to_world: Float[Tensor, "... 4 4"], normalize: bool = True
-) -> tuple[Float[Tensor, "... N 3"], Float[Tensor, "... N 3"]]:
-    """World-frame ray origins and directions through normalised image points of a camera.
+) -> tuple[Float[Tensor, "... N 3"], Float[Tensor, "... N 3"], Bool[Tensor, "... N"]]:
+    """World-frame ray origins, directions and validity for normalised image points of a camera.
 
     With ``normalize`` the directions have unit length, so distances along the ray are metric; for a pinhole
     camera without it the directions have ``z = 1`` in the camera frame, so the ray parameter is a z-depth.
-    Fisheye directions are always unit length.
+    Fisheye directions are always unit length, and fisheye points outside the lens model's domain (image corners
+    beyond its outermost ray) are not valid: their directions mean nothing. Pinhole rays are always valid.
     """
     if isinstance(camera, MeiFisheyeCamera):
-        dirs, _ = camera.unproject(uv)
+        dirs, valid = camera.unproject(uv)
     else:
         dirs = camera.unproject(uv)
         if normalize:
             dirs = dirs / dirs.norm(dim=-1, keepdim=True)
+        valid = torch.ones(dirs.shape[:-1], dtype=torch.bool, device=dirs.device)
     directions = transform_directions(cam_to_world, dirs)
     origins = cam_to_world[..., None, :3, 3].expand_as(directions)
-    return origins, directions
+    return origins, directions, valid.expand(directions.shape[:-1])

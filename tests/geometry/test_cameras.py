@@ -153,14 +153,16 @@ def test_camera_rays():
     kn = normalize_intrinsics(K360, 1408, 376)
     c2w = make_rigid(rotation_z(30), torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64))
     uv = pixel_grid(4, 5, dtype=torch.float64).reshape(-1, 2)
-    origins, dirs = camera_rays(PinholeCamera(kn), uv, c2w)
+    origins, dirs, valid = camera_rays(PinholeCamera(kn), uv, c2w)
+    assert valid.all()
     assert torch.allclose(dirs.norm(dim=-1), torch.ones(20, dtype=torch.float64))
     assert torch.allclose(origins, c2w[:3, 3].expand(20, 3))
     # a point along each ray projects back onto its pixel
     pts_world = origins + 12.0 * dirs
     pts_cam = (pts_world - c2w[:3, 3]) @ c2w[:3, :3]
     assert torch.allclose(PinholeCamera(kn).project(pts_cam).uv, uv, atol=1e-10)
-    _, zdirs = camera_rays(PinholeCamera(kn), uv, torch.eye(4, dtype=torch.float64), normalize=False)
+    _, zdirs, _ = camera_rays(PinholeCamera(kn), uv, torch.eye(4, dtype=torch.float64), normalize=False)
     assert torch.allclose(zdirs[:, 2], torch.ones(20, dtype=torch.float64))
-    fo, fd = camera_rays(fisheye("image_02"), uv, c2w)
+    fo, fd, fvalid = camera_rays(fisheye("image_02"), uv, c2w)
     assert torch.allclose(fd.norm(dim=-1), torch.ones(20, dtype=torch.float64))
+    assert not fvalid[0] and fvalid[12]  # the corner lies beyond the lens' outermost ray, the centre does not

@@ -1,0 +1,79 @@
+"""The project's checkpoint format (decisions.md §5).
+
+A checkpoint is a dict that ``torch.load(weights_only=True)`` reads: ``format_version``, ``model_kind``
+(``bts``, ``mvbts`` or ``kdbts``), ``config`` (the resolved model config as plain containers), ``model`` (the state
+dict) and, for resuming, ``optimizer``, ``lr_scheduler`` and ``trainer`` (``iteration``, ``epoch``). Rebuilding a
+model from a checkpoint never downloads weights: they come from the file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+FORMAT_VERSION = 1
+MODEL_KINDS = ("bts", "mvbts", "kdbts")
+_REQUIRED = ("format_version", "model_kind", "config", "model")
+
+
+class CheckpointError(ValueError):
+    pass
+
+
+def save_checkpoint(path: Path | str, *, model_kind: str, config: dict, model: dict, optimizer: dict | None = None,
+                    lr_scheduler: dict | None = None, trainer: dict | None = None) -> Path:
+    """Write atomically (a temporary file renamed into place), so a crash never leaves a half-written file."""
+    if model_kind not in MODEL_KINDS:
+        raise CheckpointError(f"model_kind must be one of {MODEL_KINDS}, got {model_kind!r}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload: dict[str, Any] = {"format_version": FORMAT_VERSION, "model_kind": model_kind, "config": config,
+                               "model": model}
+    for key, value in (("optimizer", optimizer), ("lr_scheduler", lr_scheduler), ("trainer", trainer)):
+        if value is not None:
+            payload[key] = value
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path: Path | str, kinds: tuple[str, ...] = MODEL_KINDS) -> dict[str, Any]:
+    """Read and validate a checkpoint; ``kinds`` are the model kinds the caller accepts."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - unpickling errors have many types
+        raise CheckpointError(f"{path} is not a readable checkpoint: {e}") from e
+    if not isinstance(data, dict) or any(k not in data for k in _REQUIRED):
+        have = sorted(data) if isinstance(data, dict) else type(data).__name__
+        hint = " (an original BTS/KDBTS checkpoint? convert it with `python -m bts.checkpoints.import_original`)" \
+            if isinstance(data, dict) and "model" in data else ""
+        raise CheckpointError(f"{path} is not a checkpoint of this project: expected keys {list(_REQUIRED)}, "
+                              f"found {have}{hint}")
+    if data["format_version"] != FORMAT_VERSION:
+        raise CheckpointError(f"{path} has format_version {data['format_version']}, this code reads {FORMAT_VERSION}")
+    if data["model_kind"] not in kinds:
+        raise CheckpointError(f"{path} holds a {data['model_kind']!r} model, expected one of {list(kinds)}")
+    return data
+
+
+def load_state_strict(module: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """``load_state_dict(strict=True)`` with a message naming missing and unexpected keys and differing shapes."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = sorted(f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+                    for k in set(own) & set(state) if state[k].shape != own[k].shape)
+    if missing or unexpected or shapes:
+        parts = [f"{name} ({len(keys)}): {', '.join(keys[:10])}{' ...' if len(keys) > 10 else ''}"
+                 for name, keys in (("missing keys", missing), ("unexpected keys", unexpected),
+                                    ("different shapes", shapes)) if keys]
+        raise CheckpointError(f"{source} does not match the model: " + "; ".join(parts))
+    module.load_state_dict(state, strict=True)

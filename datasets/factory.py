@@ -28,15 +28,13 @@ def _plain(cfg: DictConfig | dict) -> dict[str, Any]:
 def dataset_root(data: DictConfig | dict, paths: DictConfig | dict) -> Path:
     """The dataset's root folder; for the synthetic city, generated on first use into the cache."""
     d, p = _plain(data), _plain(paths)
-    if d["name"] == "kitti_360":
-        if d["root"] is None:
-            raise ValueError("data=kitti_360 needs the KITTI-360 root: set the environment variable KITTI360_ROOT "
-                             "or paths.kitti360_root=/path/to/KITTI-360 (or use data=synthetic)")
-        return Path(d["root"])
-    if d["name"] != "synthetic":
+    if d["name"] not in ("kitti_360", "synthetic"):
         raise ValueError(f"data.name must be 'kitti_360' or 'synthetic', got {d['name']!r}")
     if d["root"] is not None:
         return Path(d["root"])
+    if d["name"] == "kitti_360":
+        log.warning("no KITTI-360 root configured (set KITTI360_ROOT or paths.kitti360_root): using the built-in "
+                    "synthetic city instead")
     from datasets.synthetic import ensure_synthetic_city
 
     s = d["synthetic"]
@@ -51,7 +49,7 @@ def split_file(data: DictConfig | dict, root: Path, split: str) -> Path:
     if d["split_dir"] is not None:
         folder = Path(d["split_dir"])
     else:
-        folder = SHIPPED_SPLITS if d["name"] == "kitti_360" else root / "splits"
+        folder = SHIPPED_SPLITS if d["name"] == "kitti_360" and d["root"] is not None else root / "splits"
     return folder / f"{split}_files.txt"
 
 

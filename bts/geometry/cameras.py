@@ -185,6 +185,17 @@ class MeiFisheyeCamera:
         gamma = torch.tensor([2.0 * gamma1 / width, 2.0 * gamma2 / height], dtype=dtype)
         return cls(t(xi), t(k1), t(k2), t(p1), t(p2), gamma, center, apply_tangential)
 
+    def pack(self) -> Float[Tensor, "... 9"]:
+        """Parameters as one tensor ``[..., 9]``: xi, k1, k2, p1, p2, gamma_u, gamma_v, center_u, center_v."""
+        scalars = torch.stack(torch.broadcast_tensors(self.xi, self.k1, self.k2, self.p1, self.p2), dim=-1)
+        return torch.cat([scalars, self.gamma, self.center], dim=-1)
+
+    @classmethod
+    def unpack(cls, params: Float[Tensor, "... 9"], apply_tangential: bool = False) -> MeiFisheyeCamera:
+        """The inverse of :meth:`pack`, batched over the leading dimensions."""
+        p = params
+        return cls(p[..., 0], p[..., 1], p[..., 2], p[..., 3], p[..., 4], p[..., 5:7], p[..., 7:9], apply_tangential)
+
     def to(self, dtype: torch.dtype | None = None, device=None) -> MeiFisheyeCamera:
         c = lambda x: x.to(dtype=dtype, device=device)  # noqa: E731
         return MeiFisheyeCamera(

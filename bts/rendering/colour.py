@@ -77,5 +77,5 @@ def sample_colours_fisheye(
     camera: MeiFisheyeCamera,
     cam_to_world: Float[Tensor, "B F 4 4"],
 ) -> SampledColours:
-    """:func:`sample_colours` for native fisheye frames, e.g. ``camera_from_params(fisheye_params[B, F, 9])``."""
+    """:func:`sample_colours` for native fisheye frames, e.g. ``MeiFisheyeCamera.unpack(fisheye_params[B, F, 9])``."""
     return sample_colours(points_world, images, camera, cam_to_world)

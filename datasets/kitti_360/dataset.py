@@ -19,18 +19,11 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from bts.geometry import PixelConvention, normalize_intrinsics, relative_to
+from bts.geometry import MeiFisheyeCamera, PixelConvention, normalize_intrinsics, relative_to
 from datasets.kitti_360.augment import ColorJitterParams
 from datasets.kitti_360.calibration import PERSPECTIVE_CAMERAS, Calibration, read_calibration
 from datasets.kitti_360.errors import MalformedFileError
-from datasets.kitti_360.fisheye import (
-    camera_from_params,
-    fisheye_camera,
-    fisheye_params,
-    resample,
-    virtual_pinhole_grid,
-    virtual_rotation,
-)
+from datasets.kitti_360.fisheye import fisheye_camera, resample, virtual_pinhole_grid, virtual_rotation
 from datasets.kitti_360.frames import FrameSelection, View, select_views
 from datasets.kitti_360.layout import Kitti360Layout, read_image, read_velodyne, resized_folder
 from datasets.kitti_360.lidar import lidar_depth_map
@@ -52,7 +45,7 @@ class Kitti360Item(TypedDict, total=False):
     cameras: Tensor  # [V] camera index 0..3
     frame_ids: Tensor  # [V] KITTI-360 frame ids
     fisheye_images: Tensor  # [F, 3, Hf, Wf] in [-1, 1] (native mode)
-    fisheye_params: Tensor  # [F, 9] normalised MEI parameters, see datasets.kitti_360.fisheye
+    fisheye_params: Tensor  # [F, 9] normalised MEI parameters, see MeiFisheyeCamera.pack
     fisheye_cam_to_world: Tensor  # [F, 4, 4] relative to view 0
     fisheye_cameras: Tensor  # [F]
     fisheye_frame_ids: Tensor  # [F]
@@ -198,7 +191,7 @@ class Kitti360Dataset(Dataset):
         }
         if native:
             item["fisheye_images"] = torch.stack([g[0] for g in native])
-            item["fisheye_params"] = torch.stack([fisheye_params(self.fisheyes[g[4]]) for g in native])
+            item["fisheye_params"] = torch.stack([self.fisheyes[g[4]].pack().float() for g in native])
             item["fisheye_cam_to_world"] = rel([g[1] for g in native])
             item["fisheye_cameras"] = torch.tensor([g[2] for g in native])
             item["fisheye_frame_ids"] = torch.tensor([g[3] for g in native])
@@ -215,7 +208,7 @@ class Kitti360Dataset(Dataset):
 
     def fisheye_camera_of(self, params: Tensor):
         """Batched :class:`MeiFisheyeCamera` from ``fisheye_params`` of an item or batch."""
-        return camera_from_params(params, self.config.apply_fisheye_tangential)
+        return MeiFisheyeCamera.unpack(params, self.config.apply_fisheye_tangential)
 
 
 def resize(image: Tensor, height: int, width: int) -> Tensor:

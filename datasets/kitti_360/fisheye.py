@@ -23,19 +23,6 @@ def fisheye_camera(calib: FisheyeCalibration, apply_tangential: bool = False) ->
     )
 
 
-def fisheye_params(camera: MeiFisheyeCamera) -> Tensor:
-    """Pack a camera into ``[9]``: xi, k1, k2, p1, p2, gamma_u, gamma_v, center_u, center_v (normalised)."""
-    return torch.cat([torch.stack([camera.xi, camera.k1, camera.k2, camera.p1, camera.p2]), camera.gamma,
-                      camera.center]).float()
-
-
-def camera_from_params(params: Tensor, apply_tangential: bool = False) -> MeiFisheyeCamera:
-    """Unpack ``[..., 9]`` parameters (see :func:`fisheye_params`) into a batched camera."""
-    p = params
-    return MeiFisheyeCamera(p[..., 0], p[..., 1], p[..., 2], p[..., 3], p[..., 4], p[..., 5:7], p[..., 7:9],
-                            apply_tangential)
-
-
 def virtual_rotation(camera: str, fisheye_rotation: tuple[float, float]) -> Tensor:
     """Rotation from the virtual pinhole to the fisheye frame (float64 ``[3, 3]``)."""
     rot_y, rot_x = fisheye_rotation[0], fisheye_rotation[1]

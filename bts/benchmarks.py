@@ -1,0 +1,130 @@
+"""Training-step and density-query speed: ``python -m bts.benchmarks [--device cuda] [--sizes 192x640 96x320]``.
+
+A training step is the full BTS step of ``train.py`` (encode, 4096 rays in 8x8 patches, 64 samples per ray, colour
+from the 4 colour frames, L1+SSIM and smoothness, backward, Adam) on a synthetic batch of 8 views, so that data
+loading is not part of the number. Defaults follow decisions.md §9: on CPU one sample, fp32, 2 threads; on GPU the
+paper batch size 16. Prints one JSON line per measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import time
+
+import torch
+
+from bts.fields import EncodedViews
+from bts.geometry import make_rigid, rotation_y
+from bts.models import build_model
+from bts.rendering.renderer import RendererConfig, query_density
+from bts.training.objective import ObjectiveConfig, training_step
+
+K_NORMALIZED = torch.tensor([[0.7849, 0.0, -0.0312], [0.0, 2.9391, 0.2701], [0.0, 0.0, 1.0]])
+
+
+def synthetic_batch(batch_size: int, height: int, width: int, device: torch.device) -> dict:
+    """Eight views around a forward-moving stereo rig, with random images."""
+    g = torch.Generator().manual_seed(0)
+    poses = []
+    for t, (dx, yaw) in enumerate([(0.0, 0), (0.0, 0), (0.6, 0), (0.6, 0), (-0.8, -75), (-0.8, -75), (1.4, 75),
+                                   (1.4, 75)]):
+        poses.append(make_rigid(rotation_y(yaw).float(), torch.tensor([dx, 0.0, float(t % 2) + (t >= 4) * 10.0])))
+    return {
+        "images": (torch.rand(batch_size, 8, 3, height, width, generator=g) * 2 - 1).to(device),
+        "intrinsics": K_NORMALIZED.expand(batch_size, 8, 3, 3).clone().to(device),
+        "cam_to_world": torch.stack(poses).expand(batch_size, 8, 4, 4).clone().to(device),
+    }
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process peak RSS (Linux: KiB)
+
+
+def bench_train_step(model_cfg: dict, batch: dict, objective: ObjectiveConfig, renderer: RendererConfig,
+                     device: torch.device, steps: int, warmup: int, amp: str) -> float:
+    model = build_model(model_cfg).to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+    gen = torch.Generator().manual_seed(0)
+    for i in range(warmup + steps):
+        if i == warmup:
+            _sync(device)
+            start = time.perf_counter()
+        with torch.autocast(device_type=device.type, dtype=dtype, enabled=dtype is not None):
+            out = training_step(model, batch, objective, renderer, gen)
+        optimizer.zero_grad(set_to_none=True)
+        out.loss.total.backward()
+        optimizer.step()
+    _sync(device)
+    return (time.perf_counter() - start) / steps
+
+
+@torch.no_grad()
+def bench_density(model_cfg: dict, height: int, width: int, num_points: int, device: torch.device,
+                  repeats: int) -> float:
+    """Seconds for the densities of ``num_points`` points from one already encoded image (eval mode)."""
+    model = build_model(model_cfg).to(device).eval()
+    batch = synthetic_batch(1, height, width, device)
+    encoded: EncodedViews = model.encode(batch["images"], batch["intrinsics"], batch["cam_to_world"], [0])
+    points = (torch.rand(1, num_points, 3, generator=torch.Generator().manual_seed(1)) * torch.tensor([20, 4, 60])
+              - torch.tensor([10, 2, -3])).to(device)
+
+    def fn(p):
+        out = model.density(p, encoded)
+        return out.sigma, out.invalid
+
+    query_density(fn, points[:, :1000], 100_000)
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        query_density(fn, points, 100_000)
+    _sync(device)
+    return (time.perf_counter() - start) / repeats
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--sizes", nargs="+", default=["192x640", "96x320"])
+    p.add_argument("--batch-size", type=int, default=None, help="default: 1 on CPU, 16 on GPU")
+    p.add_argument("--depth", type=int, default=50, help="ResNet depth of the encoder")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--amp", nargs="+", default=["none"], help="none, bf16, fp16 (GPU)")
+    a = p.parse_args(argv)
+    device = torch.device(a.device)
+    torch.set_num_threads(a.threads)
+    batch_size = a.batch_size or (16 if device.type == "cuda" else 1)
+    model_cfg = {"kind": "bts", "encoder": {"depth": a.depth, "pretrained": False}, "field": {}}
+    objective, renderer = ObjectiveConfig(), RendererConfig()
+    machine = torch.cuda.get_device_name() if device.type == "cuda" else f"{platform.machine()} CPU, {a.threads} threads"
+    for size in a.sizes:
+        h, w = (int(x) for x in size.split("x"))
+        batch = synthetic_batch(batch_size, h, w, device)
+        for amp in a.amp:
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats()
+            sec = bench_train_step(model_cfg, batch, objective, renderer, device, a.steps, a.warmup, amp)
+            rays = batch_size * objective.rays_per_element
+            print(json.dumps({"what": "bts_train_step", "size": size, "batch_size": batch_size, "amp": amp,
+                              "resnet": a.depth, "seconds_per_step": round(sec, 3), "rays_per_s": round(rays / sec),
+                              "peak_memory_mb": round(_peak_memory_mb(device)), "machine": machine}), flush=True)
+    h, w = (int(x) for x in a.sizes[0].split("x"))
+    sec = bench_density(model_cfg, h, w, 1_000_000, device, repeats=2)
+    print(json.dumps({"what": "bts_density_1M_points", "size": a.sizes[0], "seconds": round(sec, 3),
+                      "machine": machine}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""BTS: one encoded image, a single-view density field (method.md §1)."""
+
+from __future__ import annotations
+
+from jaxtyping import Float
+from torch import Tensor, nn
+
+from bts.encoders import ImageEncoder
+from bts.fields import DensityOutput, EncodedViews, SingleViewField
+
+
+class BTSModel(nn.Module):
+    """Encoder plus single-view field. ``encode`` returns the encoding; nothing is kept on the module."""
+
+    kind = "bts"
+
+    def __init__(self, encoder: ImageEncoder, field: SingleViewField):
+        super().__init__()
+        self.encoder = encoder
+        self.field = field
+
+    @property
+    def near(self) -> float:
+        return self.field.near
+
+    def encoder_views(self, num_views: int, training: bool) -> list[int]:
+        """Which of a datapoint's views the model encodes: only the input view."""
+        return [0]
+
+    def encode(self, images: Float[Tensor, "B V 3 H W"], intrinsics: Float[Tensor, "B V 3 3"],
+               cam_to_world: Float[Tensor, "B V 4 4"], views: list[int], flip: bool = False) -> EncodedViews:
+        b, v = images.shape[0], len(views)
+        features = self.encoder(images[:, views].flatten(0, 1), flip=flip)
+        return EncodedViews.create(features.unflatten(0, (b, v)), intrinsics[:, views], cam_to_world[:, views])
+
+    def density(self, points: Float[Tensor, "B N 3"], encoded: EncodedViews) -> DensityOutput:
+        return self.field(points, encoded)

@@ -1,0 +1,145 @@
+"""The ignite training loop: one process per device, launched unchanged by ``python`` or ``torchrun``.
+
+``train(cfg, run_dir)`` runs under ``ignite.distributed.Parallel``: without a backend it is a single process
+(CPU or one GPU); under ``torchrun`` with ``trainer.backend=nccl`` (or ``gloo`` on CPU) every process trains a
+shard of each batch and DDP averages the gradients.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ignite.distributed as idist
+import torch
+from ignite.engine import DeterministicEngine, Engine, Events
+from ignite.handlers import ProgressBar
+from ignite.utils import manual_seed
+from torch import nn
+
+from bts.losses import LossWeights
+from bts.models import build_model
+from bts.rendering.renderer import RendererConfig
+from bts.training.handlers import CheckpointSaver, Logger, NonFiniteLoss, validate
+from bts.training.objective import ObjectiveConfig, training_step
+from bts.training.state import restore_training_state
+from datasets.factory import build_dataset
+
+log = logging.getLogger(__name__)
+
+
+class Trainee(nn.Module):
+    """Model plus objective, so that DDP sees the whole training forward pass in ``forward``."""
+
+    def __init__(self, model: nn.Module, objective: ObjectiveConfig, renderer: RendererConfig):
+        super().__init__()
+        self.model = model
+        self.objective = objective
+        self.renderer = renderer
+
+    def forward(self, batch: dict):
+        return training_step(self.model, batch, self.objective, self.renderer)
+
+
+@dataclass
+class TrainingParts:
+    trainee: nn.Module
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    engine: Engine
+
+
+def objective_config(cfg: dict) -> ObjectiveConfig:
+    loss = dict(cfg["loss"])
+    weights = LossWeights(**loss.pop("weights"))
+    return ObjectiveConfig(num_timesteps=cfg["data"]["frames"]["num_timesteps"], weights=weights, **loss)
+
+
+def _to_device(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def _autocast(cfg: dict, device: torch.device):
+    amp = cfg["trainer"]["amp"]
+    if amp == "none" or device.type != "cuda":
+        return torch.autocast(device_type=device.type, enabled=False)
+    return torch.autocast(device_type="cuda", dtype={"bf16": torch.bfloat16, "fp16": torch.float16}[amp])
+
+
+def build_parts(cfg: dict, device: torch.device) -> TrainingParts:
+    model = build_model(cfg["model"])
+    trainee = idist.auto_model(Trainee(model, objective_config(cfg), RendererConfig(**cfg["renderer"])))
+    t = cfg["trainer"]
+    optimizer = idist.auto_optim(torch.optim.Adam(trainee.parameters(), lr=t["lr"]))
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=t["lr_step"], gamma=t["lr_gamma"])
+    scaler = torch.amp.GradScaler("cuda", enabled=t["amp"] == "fp16" and device.type == "cuda")
+
+    def update(engine: Engine, batch: dict) -> dict[str, float]:
+        trainee.train()
+        batch = _to_device(batch, device)
+        with _autocast(cfg, device):
+            out = trainee(batch)
+        terms = {k: float(v) for k, v in out.loss.terms.items()}
+        if not all(math.isfinite(v) for v in terms.values()):
+            raise NonFiniteLoss(engine.state.iteration, terms)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(out.loss.total).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        engine.state.last_step = out if engine.state.iteration % t["image_every"] == 0 else None
+        terms["lr"] = optimizer.param_groups[0]["lr"]
+        return terms
+
+    engine = DeterministicEngine(update)
+    return TrainingParts(trainee, model, optimizer, scheduler, engine)
+
+
+def _training(local_rank: int, cfg: dict, run_dir: Path) -> None:
+    rank, device = idist.get_rank(), idist.device()
+    t = cfg["trainer"]
+    manual_seed(cfg["seed"] + rank)
+    train_set = build_dataset(cfg["data"], cfg["paths"], "train", train=True)
+    val_set = build_dataset(cfg["data"], cfg["paths"], "val", lidar_depth=True)
+    loader = idist.auto_dataloader(train_set, batch_size=t["batch_size"], num_workers=cfg["data"]["num_workers"],
+                                   shuffle=True, drop_last=True, persistent_workers=cfg["data"]["num_workers"] > 0)
+    if len(loader) == 0:
+        raise ValueError(f"the train split has {len(train_set)} datapoints, fewer than batch_size={t['batch_size']}")
+    parts = build_parts(cfg, device)
+    engine = parts.engine
+    saver = CheckpointSaver(run_dir / "checkpoints", cfg["model"], parts, keep=t["keep_checkpoints"])
+    if t["resume_from"]:
+        restore_training_state(Path(t["resume_from"]), model_kind=cfg["model"]["kind"], model_config=cfg["model"],
+                               model=parts.model, optimizer=parts.optimizer, scheduler=parts.scheduler, engine=engine)
+    if rank == 0:
+        logger = Logger(run_dir / "tensorboard", t["log_every"])
+        logger.attach(engine)
+        ProgressBar(persist=True).attach(engine, output_transform=lambda out: {"loss": out["total"]})
+        engine.add_event_handler(Events.ITERATION_COMPLETED(every=t["checkpoint_every"]), saver)
+        engine.add_event_handler(Events.COMPLETED, saver)
+
+        def run_validation(e: Engine) -> None:
+            if e.state.iteration != logger.validated_at:
+                logger.log_validation(e, validate(parts.model, val_set, cfg, device, t["val_samples"]))
+
+        engine.add_event_handler(Events.ITERATION_COMPLETED(every=t["validate_every"]) | Events.COMPLETED,
+                                 run_validation)
+    engine.add_event_handler(Events.EXCEPTION_RAISED, saver.on_exception)
+    max_steps = t["max_steps"]
+    if max_steps is not None:
+        engine.add_event_handler(Events.ITERATION_COMPLETED(once=max_steps), lambda e: e.terminate())
+        epochs = math.ceil(max_steps / len(loader))
+    else:
+        epochs = t["epochs"]
+    engine.run(loader, max_epochs=max(epochs, engine.state.epoch))
+
+
+def train(cfg: dict, run_dir: Path) -> None:
+    """Train the model ``cfg`` describes, writing checkpoints and logs into ``run_dir``."""
+    backend = cfg["trainer"]["backend"]
+    with idist.Parallel(backend=backend) as parallel:
+        parallel.run(_training, cfg, run_dir)

@@ -1,0 +1,70 @@
+"""The config groups compose, build datasets, and reject unknown keys by name."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+from omegaconf.errors import ConfigAttributeError
+
+from datasets.factory import build_dataset, dataset_root, loader_config
+
+CONFIGS = str(Path(__file__).resolve().parents[1] / "configs")
+
+
+def demo_config(overrides=()):
+    with initialize_config_dir(config_dir=CONFIGS, version_base="1.3"):
+        return compose(config_name="demo", overrides=list(overrides))
+
+
+def test_synthetic_is_the_default_and_inherits_the_loader_keys():
+    cfg = demo_config()
+    assert cfg.data.name == "synthetic"
+    assert cfg.data.frames.fisheye_offset == 10 and cfg.data.num_workers == 2
+    assert loader_config(cfg.data, train=False).color_jitter is False
+    assert loader_config(cfg.data, train=True).color_jitter is True
+
+
+def test_paths_come_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("KITTI360_ROOT", str(tmp_path))
+    cfg = demo_config(["data=kitti_360"])
+    assert cfg.data.root == str(tmp_path)
+    assert dataset_root(cfg.data, cfg.paths) == tmp_path
+
+
+def test_kitti_360_without_root_falls_back_to_the_synthetic_city(monkeypatch, synthetic_root, caplog):
+    monkeypatch.delenv("KITTI360_ROOT", raising=False)
+    cfg = demo_config(["data=kitti_360"])
+    import datasets.synthetic
+
+    monkeypatch.setattr(datasets.synthetic, "ensure_synthetic_city", lambda **kw: synthetic_root)
+    assert dataset_root(cfg.data, cfg.paths) == synthetic_root
+    assert "KITTI360_ROOT" in caplog.text and "synthetic city" in caplog.text
+
+
+def test_unknown_key_is_named():
+    with pytest.raises(ConfigCompositionException, match="fisheye_offest"):
+        demo_config(["data.frames.fisheye_offest=3"])
+    cfg = demo_config()
+    with pytest.raises(ConfigAttributeError, match="colour_jitter"):
+        cfg.data.colour_jitter  # noqa: B018
+
+
+def test_build_synthetic_dataset_from_config(synthetic_root):
+    cfg = demo_config([f"data.root={synthetic_root}", "data.image_size=[24,96]"])
+    ds = build_dataset(cfg.data, cfg.paths, "val")
+    assert ds[0]["images"].shape == (8, 3, 24, 96)
+
+
+def test_demo_runs_as_a_user_runs_it(tmp_path):
+    env = {**os.environ, "BTS_CACHE_DIR": str(tmp_path / "cache")}
+    out = subprocess.run(
+        [sys.executable, "-m", "bts.demo", "data.synthetic.size=tiny", "data.synthetic.sequences=2",
+         "data.synthetic.frames=14", "data.image_size=[32,120]", f"hydra.run.dir={tmp_path / 'run'}"],
+        env=env, capture_output=True, text=True, check=True)
+    assert "data_2d_raw/" in out.stdout and "split train" in out.stdout
+    assert "images" in out.stdout and "(8, 3, 32, 120)" in out.stdout
+    assert any((tmp_path / "cache").iterdir())

@@ -1,0 +1,14 @@
+"""Compose the real configs with the debug preset on the session's tiny synthetic city."""
+
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+CONFIGS = str(Path(__file__).resolve().parents[2] / "configs")
+
+
+def debug_config(root: Path, name: str = "bts", overrides=()) -> dict:
+    with initialize_config_dir(config_dir=CONFIGS, version_base="1.3"):
+        cfg = compose(config_name=name, overrides=["preset=debug", f"data.root={root}", *overrides])
+    return OmegaConf.to_container(cfg, resolve=True)

@@ -1,0 +1,94 @@
+"""Training as a user runs it: the debug preset end to end, resume, bad input, NaN handling, two processes."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from bts.checkpoints.format import CheckpointError, load_checkpoint
+from bts.training import engine as engine_module
+from bts.training.engine import train
+from tests.training.helpers import debug_config
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_train(args, cwd, env=None, check=True):
+    return subprocess.run([sys.executable, str(REPO / "train.py"), *args], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, check=check)
+
+
+def test_train_bts_debug_as_a_subprocess(synthetic_root, tmp_path):
+    run_train(["-cn", "bts", "preset=debug", f"data.root={synthetic_root}", f"paths.output_dir={tmp_path}"],
+              cwd=tmp_path)
+    latest = tmp_path / "bts" / "latest"
+    assert latest.is_symlink()
+    run = latest.resolve()
+    assert (run / "config.yaml").is_file() and any((run / "tensorboard").iterdir())
+    ckpt = load_checkpoint(run / "checkpoints" / "last.pt", kinds=("bts",))
+    assert ckpt["trainer"]["iteration"] == 4 and ckpt["config"]["encoder"]["depth"] == 18
+    assert sorted(p.name for p in (run / "checkpoints").glob("step_*.pt")) == ["step_2.pt", "step_4.pt"]
+
+
+def test_unknown_config_key_fails_at_start_naming_it(tmp_path):
+    out = run_train(["-cn", "bts", "preset=debug", "trainer.batchsize=3"], cwd=tmp_path, check=False)
+    assert out.returncode != 0 and "trainer.batchsize" in out.stderr
+
+
+def params(path):
+    return load_checkpoint(path)["model"]
+
+
+def test_resume_continues_with_identical_parameters_and_step(synthetic_root, tmp_path):
+    straight = debug_config(synthetic_root)
+    train(straight, tmp_path / "a")
+    first_half = debug_config(synthetic_root, overrides=["trainer.max_steps=2"])
+    train(first_half, tmp_path / "b")
+    assert torch.equal(params(tmp_path / "b/checkpoints/step_2.pt")["field.head.lin_out.weight"],
+                       params(tmp_path / "a/checkpoints/step_2.pt")["field.head.lin_out.weight"])
+    resumed = debug_config(synthetic_root, overrides=[f"trainer.resume_from={tmp_path / 'b/checkpoints/step_2.pt'}"])
+    train(resumed, tmp_path / "c")
+    a, c = params(tmp_path / "a/checkpoints/last.pt"), params(tmp_path / "c/checkpoints/last.pt")
+    assert load_checkpoint(tmp_path / "c/checkpoints/last.pt")["trainer"]["iteration"] == 4
+    for key in a:
+        assert torch.equal(a[key], c[key]), key
+
+
+def test_resume_refuses_a_checkpoint_of_another_config(synthetic_root, tmp_path):
+    train(debug_config(synthetic_root, overrides=["trainer.max_steps=2"]), tmp_path / "a")
+    other = debug_config(synthetic_root, overrides=["model.encoder.depth=34",
+                                                    f"trainer.resume_from={tmp_path / 'a/checkpoints/last.pt'}"])
+    with pytest.raises(CheckpointError, match=r"encoder.depth: checkpoint 18 != config 34"):
+        train(other, tmp_path / "b")
+
+
+def test_nan_loss_stops_with_step_and_terms_after_saving(synthetic_root, tmp_path, monkeypatch):
+    real = engine_module.training_step
+    calls = {"n": 0}
+
+    def poisoned(model, batch, *args, **kwargs):
+        out = real(model, batch, *args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 3:
+            out.loss.terms["photometric"] = torch.tensor(float("nan"))
+        return out
+
+    monkeypatch.setattr(engine_module, "training_step", poisoned)
+    with pytest.raises(FloatingPointError, match=r"non-finite loss at step 3: photometric=nan.*last good state"):
+        train(debug_config(synthetic_root), tmp_path / "run")
+    saved = load_checkpoint(tmp_path / "run/checkpoints/last.pt")
+    assert saved["trainer"]["iteration"] == 2
+
+
+@pytest.mark.slow
+def test_two_processes_with_gloo(synthetic_root, tmp_path):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
+           str(REPO / "train.py"), "-cn", "bts", "preset=debug", f"data.root={synthetic_root}",
+           "trainer.backend=gloo", "trainer.max_steps=2", f"hydra.run.dir={tmp_path / 'run'}"]
+    out = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "in 2 processes" in out.stderr or "world size: 2" in out.stderr.lower() or "2 processes" in out.stderr
+    assert load_checkpoint(tmp_path / "run/checkpoints/last.pt")["trainer"]["iteration"] == 2

@@ -20,12 +20,14 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python -m bts.demo
+	$(BIN)/python train.py -cn bts preset=synthetic
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 benchmark: $(STAMP)
 	$(BIN)/python -m datasets.benchmark
+	$(BIN)/python -m bts.benchmarks
 
 clean-venv:
 	rm -rf $(VENV)

@@ -7,7 +7,7 @@
 - :mod:`~bts.rendering.colour`: per-point colours read from the colour-source frames.
 """
 
-from bts.rendering.colour import SampledColours, sample_colours, sample_colours_fisheye, sample_colours_pinhole
+from bts.rendering.colour import SampledColours, sample_colours, sample_colours_pinhole
 from bts.rendering.compositing import (
     RenderWeights,
     composite,
@@ -35,7 +35,6 @@ __all__ = [
     "image_uv",
     "patch_rays",
     "sample_colours",
-    "sample_colours_fisheye",
     "sample_colours_pinhole",
     "sample_distances",
     "sample_patches",

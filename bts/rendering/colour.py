@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from jaxtyping import Bool, Float
 from torch import Tensor
 
-from bts.geometry import Camera, MeiFisheyeCamera, PinholeCamera, invert_rigid, transform_points
+from bts.geometry import Camera, PinholeCamera, invert_rigid, transform_points
 
 
 @dataclass(frozen=True)
@@ -70,12 +70,3 @@ def sample_colours_pinhole(
     """:func:`sample_colours` for pinhole frames given by normalised intrinsics."""
     return sample_colours(points_world, images, PinholeCamera(intrinsics), cam_to_world)
 
-
-def sample_colours_fisheye(
-    points_world: Float[Tensor, "B N 3"],
-    images: Float[Tensor, "B F 3 H W"],
-    camera: MeiFisheyeCamera,
-    cam_to_world: Float[Tensor, "B F 4 4"],
-) -> SampledColours:
-    """:func:`sample_colours` for native fisheye frames, e.g. ``MeiFisheyeCamera.unpack(fisheye_params[B, F, 9])``."""
-    return sample_colours(points_world, images, camera, cam_to_world)

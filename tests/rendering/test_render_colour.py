@@ -9,7 +9,7 @@ from bts.geometry import (
     rotation_y,
     transform_points,
 )
-from bts.rendering import sample_colours, sample_colours_fisheye, sample_colours_pinhole
+from bts.rendering import sample_colours, sample_colours_pinhole
 
 B, F, H, W = 2, 3, 6, 8
 DT = torch.float64
@@ -75,7 +75,7 @@ def test_fisheye_point_on_a_pixel_gets_that_pixels_colour():
     dirs, in_domain = camera.unproject(uv.expand(B, F, -1, -1))
     assert in_domain.all()
     points = transform_points(poses, dirs * 6.0).reshape(B, F * 5, 3)
-    out = sample_colours_fisheye(points, images, camera, poses)
+    out = sample_colours(points, images, camera, poses)
     for b in range(B):
         for f in range(F):
             assert torch.allclose(out.colours[b, f, f * 5:(f + 1) * 5], images[b, f, :, rows, cols].T, atol=1e-6)

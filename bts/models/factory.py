@@ -7,8 +7,13 @@ from typing import Any
 from torch import nn
 
 from bts.encoders import ImageEncoder
-from bts.fields import SingleViewField
+from bts.fields import PositionalEncoding, SingleViewField
+from bts.fields.fusion import ConfidenceFusionHead, TransformerFusionHead
+from bts.fields.multi_view import MultiViewField
 from bts.models.bts import BTSModel
+from bts.models.mvbts import MVBTSModel
+
+FUSION_HEADS = {"confidence": ConfidenceFusionHead, "transformer": TransformerFusionHead}
 
 
 def _construct(cls, kwargs: dict[str, Any], where: str):
@@ -33,4 +38,18 @@ def build_model(cfg: dict[str, Any], pretrained: bool | None = None) -> nn.Modul
         encoder = build_encoder(cfg["encoder"], pretrained)
         field = _construct(SingleViewField, {"feature_dim": encoder.feature_dim, **cfg["field"]}, "model.field")
         return BTSModel(encoder, field)
-    raise ValueError(f"model.kind must be one of ('bts',), got {kind!r}")
+    if kind == "mvbts":
+        encoder = build_encoder(cfg["encoder"], pretrained)
+        return MVBTSModel(encoder, build_multi_view_field(cfg, encoder.feature_dim), **cfg["views"])
+    raise ValueError(f"model.kind must be one of ('bts', 'mvbts'), got {kind!r}")
+
+
+def build_multi_view_field(cfg: dict[str, Any], feature_dim: int) -> MultiViewField:
+    field = dict(cfg["field"])
+    head_cfg = dict(cfg["fusion"])
+    head_type = head_cfg.pop("type")
+    if head_type not in FUSION_HEADS:
+        raise ValueError(f"model.fusion.type must be one of {sorted(FUSION_HEADS)}, got {head_type!r}")
+    d_in = feature_dim + PositionalEncoding(3, field["num_freqs"]).out_dim
+    head = _construct(FUSION_HEADS[head_type], {"d_in": d_in, **head_cfg}, "model.fusion")
+    return _construct(MultiViewField, {"head": head, **field}, "model.field")

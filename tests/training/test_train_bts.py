@@ -92,3 +92,11 @@ def test_two_processes_with_gloo(synthetic_root, tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     assert "in 2 processes" in out.stderr or "world size: 2" in out.stderr.lower() or "2 processes" in out.stderr
     assert load_checkpoint(tmp_path / "run/checkpoints/last.pt")["trainer"]["iteration"] == 2
+
+
+def test_train_mvbts_debug_as_a_subprocess(synthetic_root, tmp_path):
+    run_train(["-cn", "mvbts", "preset=debug", f"data.root={synthetic_root}", f"paths.output_dir={tmp_path}"],
+              cwd=tmp_path)
+    ckpt = load_checkpoint(tmp_path / "mvbts" / "latest" / "checkpoints" / "last.pt", kinds=("mvbts",))
+    assert ckpt["config"]["fusion"]["type"] == "confidence" and ckpt["trainer"]["iteration"] == 4
+    assert "field.head.phi1.lin_in.weight" in ckpt["model"]

@@ -21,6 +21,9 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m bts.demo
 	$(BIN)/python train.py -cn bts preset=synthetic
+	$(BIN)/python train.py -cn mvbts preset=synthetic
+	$(BIN)/python train.py -cn kdbts preset=synthetic
+	$(BIN)/python -m bts.export_single_view outputs/kdbts/latest/checkpoints/last.pt
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

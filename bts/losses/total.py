@@ -21,6 +21,7 @@ class LossWeights:
 
     photometric: float = 1.0
     smoothness: float = 5e-4
+    distillation: float = 0.0  # KDBTS only: 5e-3, the original's 1e-2 relative to its doubled photometric term
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from bts.fields import PositionalEncoding, SingleViewField
 from bts.fields.fusion import ConfidenceFusionHead, TransformerFusionHead
 from bts.fields.multi_view import MultiViewField
 from bts.models.bts import BTSModel
+from bts.models.kdbts import KDBTSModel
 from bts.models.mvbts import MVBTSModel
 
 FUSION_HEADS = {"confidence": ConfidenceFusionHead, "transformer": TransformerFusionHead}
@@ -41,7 +42,11 @@ def build_model(cfg: dict[str, Any], pretrained: bool | None = None) -> nn.Modul
     if kind == "mvbts":
         encoder = build_encoder(cfg["encoder"], pretrained)
         return MVBTSModel(encoder, build_multi_view_field(cfg, encoder.feature_dim), **cfg["views"])
-    raise ValueError(f"model.kind must be one of ('bts', 'mvbts'), got {kind!r}")
+    if kind == "kdbts":
+        encoder = build_encoder(cfg["encoder"], pretrained)
+        return KDBTSModel(encoder, build_multi_view_field(cfg, encoder.feature_dim),
+                          student_hidden_dim=cfg["student"]["hidden_dim"], **cfg["views"])
+    raise ValueError(f"model.kind must be one of ('bts', 'mvbts', 'kdbts'), got {kind!r}")
 
 
 def build_multi_view_field(cfg: dict[str, Any], feature_dim: int) -> MultiViewField:

@@ -26,6 +26,7 @@ from bts.rendering.renderer import RendererConfig
 from bts.training.handlers import CheckpointSaver, Logger, NonFiniteLoss, validate
 from bts.training.objective import ObjectiveConfig, training_step
 from bts.training.state import restore_training_state
+from bts.training.teacher import load_teacher
 from datasets.factory import build_dataset
 
 log = logging.getLogger(__name__)
@@ -70,8 +71,18 @@ def _autocast(cfg: dict, device: torch.device):
     return torch.autocast(device_type="cuda", dtype={"bf16": torch.bfloat16, "fp16": torch.float16}[amp])
 
 
+def prepare_distillation(model: nn.Module, cfg: dict, resuming: bool) -> None:
+    """KDBTS: set the recipe and, for a new run, start from the MVBTS teacher's weights (decisions.md §4)."""
+    kd = cfg["kd"]
+    if not resuming:
+        load_teacher(model, cfg["model"], Path(kd["teacher_checkpoint"]))
+    model.configure(kd["recipe"], kd["student_photometric"])
+
+
 def build_parts(cfg: dict, device: torch.device) -> TrainingParts:
     model = build_model(cfg["model"])
+    if cfg["model"]["kind"] == "kdbts":
+        prepare_distillation(model, cfg, resuming=bool(cfg["trainer"]["resume_from"]))
     trainee = idist.auto_model(Trainee(model, objective_config(cfg), RendererConfig(**cfg["renderer"])))
     t = cfg["trainer"]
     optimizer = idist.auto_optim(torch.optim.Adam(trainee.parameters(), lr=t["lr"]))

@@ -16,6 +16,7 @@ from torch import Tensor
 from bts.fields import EncodedViews
 from bts.losses import LossWeights, TotalLoss, combine_losses, edge_aware_smoothness, photometric_loss
 from bts.losses import weight_guided_mask
+from bts.models.kdbts import DistillationAccumulator
 from bts.rendering import Rays, gather_patches, patch_rays, sample_colours, sample_patches, to_patches
 from bts.rendering.renderer import RendererConfig, RenderOutput, render_colours, render_rays
 from bts.training.views import ViewGroup, num_views, split_frames, view_groups
@@ -75,7 +76,10 @@ def sample_loss_rays(groups: list[ViewGroup], config: ObjectiveConfig, generator
 
 def training_step(model, batch: dict, config: ObjectiveConfig, renderer: RendererConfig,
                   generator: torch.Generator | None = None, flip: bool | None = None) -> StepOutput:
-    """Losses of one batch for a model with ``encode``, ``encoder_views`` and ``density`` (BTS, MVBTS, KDBTS)."""
+    """Losses of one batch for a model with ``encode``, ``encoder_views`` and ``density`` (BTS, MVBTS, KDBTS).
+
+    A model with ``training_density`` (KDBTS) renders through it and adds its distillation term.
+    """
     total_views = num_views(batch)
     loss_views, colour_views = split_frames(total_views, config.num_timesteps, config.frame_split, generator)
     if flip is None:
@@ -83,8 +87,10 @@ def training_step(model, batch: dict, config: ObjectiveConfig, renderer: Rendere
     views = model.encoder_views(batch["images"].shape[1], training=model.training)
     encoded = model.encode(batch["images"], batch["intrinsics"], batch["cam_to_world"], views, flip=flip)
 
+    kd = DistillationAccumulator() if hasattr(model, "training_density") else None
+
     def density_fn(points: Tensor):
-        out = model.density(points, encoded)
+        out = model.training_density(points, encoded, kd) if kd is not None else model.density(points, encoded)
         return out.sigma, out.invalid
 
     rays, target = sample_loss_rays(view_groups(batch, loss_views), config, generator)
@@ -108,4 +114,6 @@ def training_step(model, batch: dict, config: ObjectiveConfig, renderer: Rendere
         "photometric": photometric_loss(rendered, target, ray_mask, ssim_weight=config.ssim_weight).loss,
         "smoothness": edge_aware_smoothness(distance, target, ray_mask),
     }
+    if kd is not None:
+        terms["distillation"] = kd.mean()
     return StepOutput(combine_losses(terms, config.weights), render, rendered, target, ray_mask, encoded)

@@ -1,0 +1,106 @@
+"""KDBTS: a single-view student head distilled from the MVBTS teacher on a shared encoder (method.md §5).
+
+Rendering and evaluation (``density``) always use the student: the original silently rendered through the teacher
+(§11-4). During training, ``training_density`` returns the density that the photometric loss renders (the
+student for the ``frozen`` recipe, the teacher for ``joint``) and accumulates the distillation loss
+``L_KD = mean |clip(softplus(s), 0, 2) - clip(softplus(sg(t)), 0, 2)|`` over the sample points inside the input
+frustum.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float
+from torch import Tensor
+
+from bts.encoders import ImageEncoder
+from bts.fields import DensityOutput, EncodedViews
+from bts.fields.mlp import MLP
+from bts.fields.multi_view import MultiViewField
+from bts.models.mvbts import MVBTSModel
+
+KD_CLIP = 2.0
+RECIPES = ("frozen", "joint")
+
+
+@dataclass
+class DistillationAccumulator:
+    """Sum and count of the per-point KD terms over the chunks of one render pass."""
+
+    total: Tensor | float = 0.0
+    count: int = 0
+
+    def add(self, per_point: Tensor) -> None:
+        self.total = self.total + per_point.sum()
+        self.count += per_point.numel()
+
+    def mean(self) -> Tensor:
+        if self.count == 0:
+            return torch.zeros(()) if not torch.is_tensor(self.total) else self.total * 0.0
+        return self.total / self.count
+
+
+def distillation_loss(student_raw: Tensor, teacher_raw: Tensor) -> Tensor:
+    """Per-point L1 between clipped densities; no gradient reaches the teacher."""
+    student = F.softplus(student_raw).clamp(0.0, KD_CLIP)
+    teacher = F.softplus(teacher_raw.detach()).clamp(0.0, KD_CLIP)
+    return (student - teacher).abs()
+
+
+class KDBTSModel(MVBTSModel):
+    kind = "kdbts"
+
+    def __init__(self, encoder: ImageEncoder, field: MultiViewField, student_hidden_dim: int = 64,
+                 num_train_views: int = 3, train_candidates: tuple[int, ...] = (1, 2, 3),
+                 eval_views: str = "mono"):
+        super().__init__(encoder, field, num_train_views, train_candidates, eval_views)
+        self.student_head = MLP(encoder.feature_dim + field.encoding.out_dim, student_hidden_dim, 1)
+        self.recipe = "frozen"
+        self.student_photometric = False
+
+    def configure(self, recipe: str, student_photometric: bool) -> None:
+        """Set the distillation recipe (decisions.md §4): ``frozen`` freezes the encoder and the teacher and
+        turns off teacher view dropout; ``joint`` trains everything."""
+        if recipe not in RECIPES:
+            raise ValueError(f"kd.recipe must be one of {RECIPES}, got {recipe!r}")
+        self.recipe, self.student_photometric = recipe, student_photometric
+        frozen = recipe == "frozen"
+        for module in (self.encoder, self.field):
+            for p in module.parameters():
+                p.requires_grad_(not frozen)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.recipe == "frozen":  # batch statistics and dropout of the frozen parts stay in eval mode
+            self.encoder.eval()
+            self.field.eval()
+        return self
+
+    def encoder_views(self, num_views: int, training: bool) -> list[int]:
+        # Evaluation and rendering see one image: the student is a single-view model.
+        return super().encoder_views(num_views, training) if training else [0]
+
+    def _student(self, tokens) -> DensityOutput:
+        raw = self.student_head(tokens.tokens[:, 0]).squeeze(-1)
+        return DensityOutput(F.softplus(raw), raw, tokens.invalid[:, 0])
+
+    def density(self, points: Float[Tensor, "B N 3"], encoded: EncodedViews) -> DensityOutput:
+        return self._student(self.field.tokens(points, encoded.select([0])))
+
+    def training_density(self, points: Float[Tensor, "B N 3"], encoded: EncodedViews,
+                         kd: DistillationAccumulator) -> DensityOutput:
+        tokens = self.field.tokens(points, encoded)
+        student = self._student(tokens)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.recipe == "joint"):
+            teacher = self.field(points, encoded, tokens=tokens)
+        inside = ~tokens.invalid[:, 0]
+        kd.add(distillation_loss(student.raw, teacher.raw)[inside])
+        if self.recipe == "joint":
+            return teacher
+        if self.student_photometric:
+            return student
+        # Render through the student for the logs, without a photometric gradient.
+        return DensityOutput(student.sigma.detach(), student.raw.detach(), student.invalid)

@@ -1,0 +1,96 @@
+"""KDBTS: the distillation loss, freezing, the student as the rendered model, and -cn mvbts -> -cn kdbts."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch.utils.data import default_collate
+
+from bts.checkpoints.format import CheckpointError, load_checkpoint, load_state_strict
+from bts.fields import EncodedViews
+from bts.losses import LossWeights
+from bts.models import build_model
+from bts.models.kdbts import distillation_loss
+from bts.rendering.renderer import RendererConfig
+from bts.training.objective import ObjectiveConfig, training_step
+from bts.training.teacher import load_teacher
+from datasets.kitti_360 import Kitti360Config, Kitti360Dataset
+from tests.training.helpers import debug_config
+from tests.training.test_train_bts import REPO, run_train
+
+
+def test_distillation_loss_is_zero_for_equal_heads_and_never_reaches_the_teacher():
+    s = torch.randn(100, requires_grad=True)
+    t = s.detach().clone().requires_grad_()
+    assert distillation_loss(s, t).abs().max() == 0
+    loss = distillation_loss(s, t + 1.0).mean()
+    loss.backward()
+    assert t.grad is None and s.grad.abs().sum() > 0
+    # densities are clipped to [0, 2]: beyond, no difference and no gradient
+    assert distillation_loss(torch.tensor([10.0]), torch.tensor([20.0])).item() == 0
+
+
+@pytest.fixture(scope="module")
+def kd_config(synthetic_root):
+    return debug_config(synthetic_root, name="kdbts")
+
+
+def test_frozen_recipe_changes_only_the_student(synthetic_root, kd_config):
+    model = build_model(kd_config["model"])
+    model.configure("frozen", student_photometric=False)
+    model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    ds = Kitti360Dataset(synthetic_root, synthetic_root / "splits/train_files.txt", Kitti360Config(image_size=(64, 240)))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    objective = ObjectiveConfig(rays_per_element=256, weights=LossWeights(distillation=5e-3))
+    out = training_step(model, default_collate([ds[0]]), objective, RendererConfig(num_samples=16))
+    assert out.loss.terms["distillation"] > 0
+    opt.zero_grad()
+    out.loss.total.backward()
+    opt.step()
+    after = model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith("student_head.") for k in changed), changed
+
+
+def test_rendered_density_comes_from_the_student(kd_config):
+    model = build_model(kd_config["model"]).eval()
+    enc = EncodedViews.create(torch.randn(1, 1, 64, 12, 40), torch.eye(3).expand(1, 1, 3, 3),
+                              torch.eye(4).expand(1, 1, 4, 4))
+    points = torch.randn(1, 100, 3) + torch.tensor([0.0, 0.0, 6.0])
+    with torch.no_grad():
+        tokens = model.field.tokens(points, enc)
+        want = model.student_head(tokens.tokens[:, 0]).squeeze(-1)
+        got = model.density(points, enc).raw
+        for p in model.field.head.parameters():  # the teacher has no say in what is rendered
+            p.add_(1.0)
+        again = model.density(points, enc).raw
+    assert torch.equal(got, want) and torch.equal(got, again)
+    assert model.encoder_views(8, training=False) == [0]
+
+
+def test_missing_teacher_names_the_command(kd_config, tmp_path):
+    with pytest.raises(CheckpointError, match=r"python train.py -cn mvbts"):
+        load_teacher(build_model(kd_config["model"]), kd_config["model"], tmp_path / "nope.pt")
+
+
+def test_mvbts_then_kdbts_then_single_view_export(synthetic_root, tmp_path):
+    run_train(["-cn", "mvbts", "preset=debug", f"data.root={synthetic_root}", f"paths.output_dir={tmp_path}"],
+              cwd=tmp_path)
+    teacher = load_checkpoint(tmp_path / "mvbts/latest/checkpoints/last.pt", kinds=("mvbts",))
+    run_train(["-cn", "kdbts", "preset=debug", f"data.root={synthetic_root}", f"paths.output_dir={tmp_path}"],
+              cwd=tmp_path)
+    student = load_checkpoint(tmp_path / "kdbts/latest/checkpoints/last.pt", kinds=("kdbts",))
+    assert student["trainer"]["iteration"] == 4
+    # frozen recipe: encoder and teacher are exactly the MVBTS ones
+    for k, v in teacher["model"].items():
+        assert torch.equal(student["model"][k], v), k
+    out = subprocess.run([sys.executable, "-m", "bts.export_single_view",
+                          str(tmp_path / "kdbts/latest/checkpoints/last.pt"), "--out", str(tmp_path / "sv.pt")],
+                         cwd=REPO, capture_output=True, text=True, check=True)
+    assert "sv.pt" in out.stdout
+    single = load_checkpoint(tmp_path / "sv.pt", kinds=("bts",))
+    model = build_model(single["config"], pretrained=False)
+    load_state_strict(model, single["model"], "sv.pt")
+    assert torch.equal(model.field.head.lin_in.weight, student["model"]["student_head.lin_in.weight"])

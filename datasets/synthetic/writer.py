@@ -16,9 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
+from PIL import Image
 
 from datasets.kitti_360.calibration import Calibration
 from datasets.kitti_360.poses import write_poses
@@ -136,8 +136,7 @@ def _lidar_points(distance: torch.Tensor, albedo: torch.Tensor, directions: torc
 def _write_png(path: Path, rgb: torch.Tensor) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     pixels = (rgb.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8).numpy()
-    if not cv2.imwrite(str(path), np.ascontiguousarray(pixels[..., ::-1])):
-        raise OSError(f"could not write {path}")
+    Image.fromarray(np.ascontiguousarray(pixels), mode="RGB").save(path, format="PNG")
 
 
 def _save(path: Path, array: np.ndarray) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
 from datasets.kitti_360.calibration import read_calibration
 from datasets.kitti_360.poses import read_poses
@@ -27,11 +27,11 @@ def test_every_frame_has_all_files(synthetic_root):
         for frame in range(FRAMES + 2):  # images from frame id 0; poses from id 2
             name = f"{frame:010d}"
             for cam in ("image_00", "image_01"):
-                image = cv2.imread(str(raw / cam / "data_rect" / f"{name}.png"))
+                image = np.asarray(Image.open(raw / cam / "data_rect" / f"{name}.png").convert("RGB"))
                 assert image.shape == (h, w, 3)
                 assert (synthetic_root / "ground_truth" / seq / "depth" / cam / f"{name}.npy").is_file()
             for cam in ("image_02", "image_03"):
-                image = cv2.imread(str(raw / cam / "data_rgb" / f"{name}.png"))
+                image = np.asarray(Image.open(raw / cam / "data_rgb" / f"{name}.png").convert("RGB"))
                 f = calib.fisheye[cam]
                 assert image.shape == (f.height, f.width, 3)
                 assert (image[0, 0] == 0).all(), "outside the image circle is black"

@@ -1,9 +1,10 @@
 """Training-step and density-query speed: ``python -m bts.benchmarks [--device cuda] [--sizes 192x640 96x320]``.
 
-A training step is the full BTS step of ``train.py`` (encode, 4096 rays in 8x8 patches, 64 samples per ray, colour
-from the 4 colour frames, L1+SSIM and smoothness, backward, Adam) on a synthetic batch of 8 views, so that data
-loading is not part of the number. Defaults follow decisions.md §9: on CPU one sample, fp32, 2 threads; on GPU the
-paper batch size 16. Prints one JSON line per measurement.
+A training step is the full step of ``train.py`` (encode, rays in 8x8 patches, 64 samples per ray, colour from the
+4 colour frames, L1+SSIM and smoothness, backward, Adam) on a synthetic batch of 8 views, so that data loading is
+not part of the number: BTS with 4096 rays, MVBTS with 2048 rays and 3 encoded views, KDBTS as MVBTS plus the
+student and the distillation loss (the ``joint`` recipe, where everything trains). Defaults follow decisions.md
+§9: on CPU one sample, fp32, 2 threads; on GPU the paper batch sizes (16, 8, 8). One JSON line per measurement.
 """
 
 from __future__ import annotations
@@ -50,9 +51,25 @@ def _peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process peak RSS (Linux: KiB)
 
 
+def model_config(kind: str, depth: int) -> dict:
+    encoder = {"depth": depth, "pretrained": False}
+    if kind == "bts":
+        return {"kind": "bts", "encoder": encoder, "field": {}}
+    cfg = {"kind": kind, "encoder": encoder,
+           "field": {"num_freqs": 6, "freq_factor": 1.5, "near": 3.0, "far": 80.0, "view_dropout": 0.5},
+           "fusion": {"type": "confidence", "hidden_dim": 128, "feature_dim": 16, "out_hidden_dim": 16},
+           "views": {"num_train_views": 3, "train_candidates": [1, 2, 3], "eval_views": "mono"}}
+    if kind == "kdbts":
+        cfg["student"] = {"hidden_dim": 64}
+    return cfg
+
+
 def bench_train_step(model_cfg: dict, batch: dict, objective: ObjectiveConfig, renderer: RendererConfig,
                      device: torch.device, steps: int, warmup: int, amp: str) -> float:
-    model = build_model(model_cfg).to(device).train()
+    model = build_model(model_cfg).to(device)
+    if model_cfg["kind"] == "kdbts":
+        model.configure("joint", student_photometric=False)  # the costlier recipe: everything trains
+    model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
     gen = torch.Generator().manual_seed(0)
@@ -102,26 +119,31 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--amp", nargs="+", default=["none"], help="none, bf16, fp16 (GPU)")
+    p.add_argument("--models", nargs="+", default=["bts", "mvbts", "kdbts"])
     a = p.parse_args(argv)
     device = torch.device(a.device)
     torch.set_num_threads(a.threads)
-    batch_size = a.batch_size or (16 if device.type == "cuda" else 1)
-    model_cfg = {"kind": "bts", "encoder": {"depth": a.depth, "pretrained": False}, "field": {}}
-    objective, renderer = ObjectiveConfig(), RendererConfig()
+    renderer = RendererConfig()
     machine = torch.cuda.get_device_name() if device.type == "cuda" else f"{platform.machine()} CPU, {a.threads} threads"
-    for size in a.sizes:
-        h, w = (int(x) for x in size.split("x"))
-        batch = synthetic_batch(batch_size, h, w, device)
-        for amp in a.amp:
-            if device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats()
-            sec = bench_train_step(model_cfg, batch, objective, renderer, device, a.steps, a.warmup, amp)
-            rays = batch_size * objective.rays_per_element
-            print(json.dumps({"what": "bts_train_step", "size": size, "batch_size": batch_size, "amp": amp,
-                              "resnet": a.depth, "seconds_per_step": round(sec, 3), "rays_per_s": round(rays / sec),
-                              "peak_memory_mb": round(_peak_memory_mb(device)), "machine": machine}), flush=True)
+    for kind in a.models:
+        # Paper configurations: BTS batch 16 with 4096 rays, MVBTS / KDBTS batch 8 with 2048 rays (3 encoded views).
+        batch_size = a.batch_size or ((16 if kind == "bts" else 8) if device.type == "cuda" else 1)
+        objective = ObjectiveConfig(rays_per_element=4096 if kind == "bts" else 2048)
+        for size in a.sizes:
+            h, w = (int(x) for x in size.split("x"))
+            batch = synthetic_batch(batch_size, h, w, device)
+            for amp in a.amp:
+                if device.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats()
+                sec = bench_train_step(model_config(kind, a.depth), batch, objective, renderer, device, a.steps,
+                                       a.warmup, amp)
+                rays = batch_size * objective.rays_per_element
+                print(json.dumps({"what": f"{kind}_train_step", "size": size, "batch_size": batch_size, "amp": amp,
+                                  "resnet": a.depth, "seconds_per_step": round(sec, 3),
+                                  "rays_per_s": round(rays / sec), "peak_memory_mb": round(_peak_memory_mb(device)),
+                                  "machine": machine}), flush=True)
     h, w = (int(x) for x in a.sizes[0].split("x"))
-    sec = bench_density(model_cfg, h, w, 1_000_000, device, repeats=2)
+    sec = bench_density(model_config("bts", a.depth), h, w, 1_000_000, device, repeats=2)
     print(json.dumps({"what": "bts_density_1M_points", "size": a.sizes[0], "seconds": round(sec, 3),
                       "machine": machine}), flush=True)
 

@@ -96,10 +96,7 @@ def bench_density(model_cfg: dict, height: int, width: int, num_points: int, dev
     points = (torch.rand(1, num_points, 3, generator=torch.Generator().manual_seed(1)) * torch.tensor([20, 4, 60])
               - torch.tensor([10, 2, -3])).to(device)
 
-    def fn(p):
-        out = model.density(p, encoded)
-        return out.sigma, out.invalid
-
+    fn = model.density_fn(encoded)
     query_density(fn, points[:, :1000], 100_000)
     _sync(device)
     start = time.perf_counter()

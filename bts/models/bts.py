@@ -35,3 +35,12 @@ class BTSModel(nn.Module):
 
     def density(self, points: Float[Tensor, "B N 3"], encoded: EncodedViews) -> DensityOutput:
         return self.field(points, encoded)
+
+    def density_fn(self, encoded: EncodedViews):
+        """``points -> (sigma, invalid)`` for the renderer, bound to one encoding (evaluation and rendering)."""
+
+        def fn(points: Tensor):
+            out = self.density(points, encoded)
+            return out.sigma, out.invalid
+
+        return fn

@@ -121,7 +121,7 @@ def validate(model, dataset: Dataset, cfg: dict, device: torch.device, num_sampl
         intr, c2w = item["intrinsics"][None].to(device), item["cam_to_world"][None].to(device)
         encoded = model.encode(images, intr, c2w, model.encoder_views(images.shape[1], training=False))
         h, w = images.shape[-2:]
-        depth = render_depth(lambda p: _density(model, p, encoded), intr[:, 0], c2w[:, 0], h, w, renderer)[0]
+        depth = render_depth(model.density_fn(encoded), intr[:, 0], c2w[:, 0], h, w, renderer)[0]
         metrics = depth_metrics(depth.cpu(), item["lidar_depth"][0])
         if all(math.isfinite(v) for v in metrics.values()):
             count += 1
@@ -133,7 +133,3 @@ def validate(model, dataset: Dataset, cfg: dict, device: torch.device, num_sampl
     mean = {k: (v / count if count else float("nan")) for k, v in totals.items()}
     return {"metrics": mean, "image": first[0], "depth": first[1]}
 
-
-def _density(model, points, encoded):
-    out = model.density(points, encoded)
-    return out.sigma, out.invalid

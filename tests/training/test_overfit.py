@@ -21,11 +21,8 @@ def evaluate(model, batch, dataset, indices, root):
         encoded = model.encode(batch["images"], batch["intrinsics"], batch["cam_to_world"], [0])
         h, w = batch["images"].shape[-2:]
 
-        def fn(p):
-            out = model.density(p, encoded)
-            return out.sigma, out.invalid
-
-        depth = render_depth(fn, batch["intrinsics"][:, 0], batch["cam_to_world"][:, 0], h, w, RENDERER)
+        depth = render_depth(model.density_fn(encoded), batch["intrinsics"][:, 0], batch["cam_to_world"][:, 0],
+                             h, w, RENDERER)
     errors = []
     for b, i in enumerate(indices):
         seq, row, side = dataset.datapoints[i]

@@ -3,7 +3,8 @@
 The original layout is described in ``shared/spec/original_checkpoints.md``: a torchvision ResNet under
 ``encoder.encoder.encoder``, the Monodepth2 decoder as one flat list ``encoder.decoder.decoder.{0..13}``
 (up-convolutions (stage, first|second) for stages 4..0, then the output convolutions of scales 0..3) and the head
-``mlp_coarse``. Unused parts are dropped, each named in the returned list: the classifier ``fc``, the output
+``mlp_coarse`` (BTS), ``heads.multiviewhead3`` (MVBTS, the KDBTS teacher) and ``heads.singleviewhead`` (the KDBTS
+student). Unused parts are dropped, each named in the returned list: the classifier ``fc``, the output
 convolutions of scales 1-3 (``decoder.decoder.11``-``13``), the renderer counters, and the positional encoding's
 constant frequencies and phases (checked against ours instead).
 """
@@ -20,7 +21,12 @@ _COUNTERS = "renderer.renderer."
 _BACKBONE = "encoder.encoder.encoder."
 _DECODER = "encoder.decoder.decoder."
 _UNUSED_DECODER_OUTPUTS = (11, 12, 13)
-_HEADS = {"mlp_coarse.": "field.head."}
+_HEADS = {
+    "mlp_coarse.": "field.head.",  # BTS
+    "heads.multiviewhead3.mlp.": "field.head.phi1.",  # MVBTS / KDBTS teacher (confidence fusion)
+    "heads.multiviewhead3.mlp2.": "field.head.phi2.",
+    "heads.singleviewhead.": "student_head.",  # KDBTS student
+}
 
 
 class OriginalCheckpointError(ValueError):

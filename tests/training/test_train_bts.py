@@ -100,3 +100,11 @@ def test_train_mvbts_debug_as_a_subprocess(synthetic_root, tmp_path):
     ckpt = load_checkpoint(tmp_path / "mvbts" / "latest" / "checkpoints" / "last.pt", kinds=("mvbts",))
     assert ckpt["config"]["fusion"]["type"] == "confidence" and ckpt["trainer"]["iteration"] == 4
     assert "field.head.phi1.lin_in.weight" in ckpt["model"]
+
+
+def test_train_mvbts_with_the_transformer_head(synthetic_root, tmp_path):
+    cfg = debug_config(synthetic_root, name="mvbts", overrides=["model=mvbts_transformer", "trainer.max_steps=2"])
+    train(cfg, tmp_path / "run")
+    ckpt = load_checkpoint(tmp_path / "run/checkpoints/last.pt", kinds=("mvbts",))
+    assert ckpt["config"]["fusion"]["type"] == "transformer" and ckpt["trainer"]["iteration"] == 2
+    assert "field.head.readout" in ckpt["model"]

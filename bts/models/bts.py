@@ -19,10 +19,6 @@ class BTSModel(nn.Module):
         self.encoder = encoder
         self.field = field
 
-    @property
-    def near(self) -> float:
-        return self.field.near
-
     def encoder_views(self, num_views: int, training: bool) -> list[int]:
         """Which of a datapoint's views the model encodes: only the input view."""
         return [0]

@@ -38,9 +38,7 @@ class DistillationAccumulator:
         self.count += per_point.numel()
 
     def mean(self) -> Tensor:
-        if self.count == 0:
-            return torch.zeros(()) if not torch.is_tensor(self.total) else self.total * 0.0
-        return self.total / self.count
+        return torch.as_tensor(self.total) / max(self.count, 1)
 
 
 def distillation_loss(student_raw: Tensor, teacher_raw: Tensor) -> Tensor:

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import torch
-from jaxtyping import Float
-from torch import Tensor
 
 from bts.encoders import ImageEncoder
-from bts.fields import DensityOutput, EncodedViews
 from bts.fields.multi_view import MultiViewField
 from bts.models.bts import BTSModel
 from datasets.kitti_360.frames import view_subset
@@ -39,6 +36,3 @@ class MVBTSModel(BTSModel):
         if missing:
             raise ValueError(f"view subset {self.eval_views!r} needs views {missing}, the batch has {num_views}")
         return views
-
-    def density(self, points: Float[Tensor, "B N 3"], encoded: EncodedViews) -> DensityOutput:
-        return self.field(points, encoded)

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import torch
-from ignite.engine import Engine
+from ignite.engine import Engine, Events
 from torch.utils.data import Dataset
 from torch.utils.tensorboard import SummaryWriter
 
@@ -72,8 +72,6 @@ class Logger:
         self.validated_at = -1
 
     def attach(self, engine: Engine) -> None:
-        from ignite.engine import Events
-
         engine.add_event_handler(Events.ITERATION_COMPLETED(every=self.every), self.log_scalars)
         engine.add_event_handler(Events.ITERATION_COMPLETED, self.log_images)
         engine.add_event_handler(Events.COMPLETED, lambda e: self.writer.flush())
@@ -132,4 +130,3 @@ def validate(model, dataset: Dataset, cfg: dict, device: torch.device, num_sampl
     model.train(was_training)
     mean = {k: (v / count if count else float("nan")) for k, v in totals.items()}
     return {"metrics": mean, "image": first[0], "depth": first[1]}
-

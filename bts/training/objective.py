@@ -70,8 +70,8 @@ def sample_loss_rays(groups: list[ViewGroup], config: ObjectiveConfig, generator
                                  exclusive_bound=config.exclusive_patch_bound, device=device)
         rays.append(patch_rays(patches, group.camera, group.cam_to_world))
         targets.append(gather_patches(group.images, patches))
-    return Rays(*(torch.cat([getattr(r, f) for r in rays], dim=1) for f in ("origins", "directions", "valid"))), \
-        torch.cat(targets, dim=1)
+    joined = Rays(*(torch.cat([getattr(r, f) for r in rays], dim=1) for f in ("origins", "directions", "valid")))
+    return joined, torch.cat(targets, dim=1)
 
 
 def training_step(model, batch: dict, config: ObjectiveConfig, renderer: RendererConfig,

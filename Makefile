@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --no-cache-dir -e '.[dev]'
 	@# The project's top-level package is `datasets/`; the PyPI package of that name would shadow it.
 	@if $(BIN)/python -m pip show datasets >/dev/null 2>&1; then \
 		echo "error: the PyPI package 'datasets' is installed in $(VENV) and clashes with this project's datasets/ package; run '$(BIN)/pip uninstall datasets'"; exit 1; fi

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import shutil
 from pathlib import Path
 
@@ -30,6 +31,20 @@ class NonFiniteLoss(FloatingPointError):
         super().__init__(f"non-finite loss at step {step}: {shown}{saved}")
 
 
+def _link_or_copy(source: Path, target: Path) -> None:
+    """Make ``target`` hold the content of ``source``: a hard link (no extra disk) where the file system has them.
+
+    ``target`` stays a file of its own: deleting ``source`` later (rotation of step files) leaves it intact.
+    """
+    temporary = target.with_name(target.name + ".tmp")
+    temporary.unlink(missing_ok=True)
+    try:
+        os.link(source, temporary)
+    except OSError:
+        shutil.copyfile(source, temporary)
+    os.replace(temporary, target)
+
+
 class CheckpointSaver:
     """Writes ``step_<N>.pt`` and ``last.pt``, keeping only the newest ``keep`` step files."""
 
@@ -48,7 +63,7 @@ class CheckpointSaver:
             return
         self.saved_at = engine.state.iteration
         path = self.save(engine, f"step_{engine.state.iteration}.pt")
-        shutil.copyfile(path, self.folder / "last.pt")
+        _link_or_copy(path, self.folder / "last.pt")
         steps = sorted(self.folder.glob("step_*.pt"), key=lambda f: int(f.stem.split("_")[1]))
         for old in steps[: -self.keep]:
             old.unlink()

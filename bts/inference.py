@@ -1,0 +1,153 @@
+"""A trained model for evaluation and rendering: loading it from a checkpoint and running it on views.
+
+Every inference entry point (``evaluation/occupancy.py``, ``render_novel_view.py``, ...) goes through
+:func:`load_model`, so they accept the same checkpoints: BTS, MVBTS (with a chosen view subset), KDBTS (whose
+single-view student is what is evaluated) and the single-view export of a KDBTS run.
+
+Conventions: images are in [-1, 1], ``[B, V, 3, H, W]``; intrinsics are normalised (``[-1, 1]`` image coordinates,
+pixel centres, as in the data layer); ``cam_to_world`` maps each view's camera frame to a common world frame. View 0
+is the input view.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from jaxtyping import Float
+from omegaconf import OmegaConf
+from torch import Tensor, nn
+
+from bts.checkpoints.format import MODEL_KINDS, CheckpointError, load_checkpoint, load_state_strict
+from bts.fields import EncodedViews
+from bts.models.factory import build_model
+from bts.models.mvbts import MVBTSModel
+from bts.rendering.renderer import RendererConfig
+from datasets.kitti_360.frames import view_subset
+
+DEFAULT_IMAGE_SIZE = (192, 640)
+
+
+def find_run_config(checkpoint: Path) -> dict[str, Any] | None:
+    """The resolved config of the training run that wrote ``checkpoint`` (``<run>/checkpoints/x.pt`` ->
+    ``<run>/config.yaml``), or ``None`` for a checkpoint outside a run folder."""
+    candidate = Path(checkpoint).resolve().parent.parent / "config.yaml"
+    if not candidate.is_file():
+        return None
+    return OmegaConf.to_container(OmegaConf.load(candidate), resolve=False)  # type: ignore[return-value]
+
+
+@dataclass
+class LoadedModel:
+    """A model in eval mode with what the entry points need to know about it."""
+
+    model: nn.Module
+    kind: str                      # bts | mvbts | kdbts (a KDBTS model evaluates and renders its student)
+    model_config: dict[str, Any]
+    checkpoint: Path
+    run_config: dict[str, Any] | None = None
+    source_format: str = "project"  # project | original (a released checkpoint of the original code, issue 8)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def single_view(self) -> bool:
+        return self.kind != "mvbts" or self.view_subset == "mono"
+
+    @property
+    def view_subset(self) -> str:
+        return getattr(self.model, "eval_views", "mono") if self.kind == "mvbts" else "mono"
+
+    @property
+    def description(self) -> str:
+        """How the model is named in tables: ``bts``, ``kdbts`` or ``mvbts[stereo_temporal]``."""
+        return f"mvbts[{self.view_subset}]" if self.kind == "mvbts" else self.kind
+
+    def training_image_size(self) -> tuple[int, int] | None:
+        """The (H, W) the model was trained at, when the run's config is known."""
+        try:
+            size = self.run_config["data"]["image_size"]  # type: ignore[index]
+        except (KeyError, TypeError):
+            return None
+        return int(size[0]), int(size[1])
+
+    def renderer_config(self, **overrides: Any) -> RendererConfig:
+        """The renderer of the training run (its near/far and sample count), or the defaults."""
+        values = dict((self.run_config or {}).get("renderer") or {})
+        values.update(overrides)
+        try:
+            return RendererConfig(**values)
+        except TypeError as e:
+            raise ValueError(f"invalid renderer setting: {e}") from None
+
+    def encoder_views(self, num_views: int) -> list[int]:
+        return self.model.encoder_views(num_views, training=False)  # type: ignore[operator]
+
+    @torch.no_grad()
+    def encode(self, images: Float[Tensor, "B V 3 H W"], intrinsics: Float[Tensor, "B V 3 3"],
+               cam_to_world: Float[Tensor, "B V 4 4"]) -> EncodedViews:
+        """Encode the views of a batch that this model uses (the input view, or the MVBTS subset)."""
+        dev = self.device
+        views = self.encoder_views(images.shape[1])
+        return self.model.encode(images.to(dev), intrinsics.to(dev), cam_to_world.to(dev), views)  # type: ignore[operator]
+
+    def density_fn(self, encoded: EncodedViews):
+        """``world points [B, N, 3] -> (sigma, invalid)`` for the renderer (gradients off)."""
+        fn = self.model.density_fn(encoded)  # type: ignore[operator]
+
+        def no_grad_fn(points: Tensor):
+            with torch.no_grad():
+                return fn(points)
+
+        return no_grad_fn
+
+
+def load_model(checkpoint: Path | str, *, device: str | torch.device = "cpu",
+               kinds: tuple[str, ...] = MODEL_KINDS, view_subset_name: str | None = None) -> LoadedModel:
+    """Rebuild the model of a checkpoint from its saved config (never downloading weights) in eval mode.
+
+    ``view_subset_name`` selects the encoded views of an MVBTS model (decisions.md §7); for single-view models only
+    ``mono`` (or ``None``) is accepted.
+    """
+    path = Path(checkpoint)
+    data, source_format = _read(path, kinds)
+    kind = data["model_kind"]
+    model = build_model(data["config"], pretrained=False)
+    load_state_strict(model, data["model"], str(path))
+    if view_subset_name is not None:
+        view_subset(view_subset_name)  # unknown names fail here, listing the known ones
+        if isinstance(model, MVBTSModel) and kind == "mvbts":
+            model.eval_views = view_subset_name
+        elif view_subset_name != "mono":
+            raise ValueError(f"{path} holds a single-view {kind!r} model; view subset {view_subset_name!r} needs an "
+                             "MVBTS checkpoint (train.py -cn mvbts)")
+    model.eval().to(device)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return LoadedModel(model, kind, data["config"], path, find_run_config(path), source_format)
+
+
+def _read(path: Path, kinds: tuple[str, ...]) -> tuple[dict[str, Any], str]:
+    """A checkpoint of this project, or (through the importer of issue 8, when it recognises the file) a released
+    checkpoint of the original code converted on the fly."""
+    try:
+        return load_checkpoint(path, kinds=kinds), "project"
+    except CheckpointError as error:
+        converted = _convert_original(path, kinds)
+        if converted is None:
+            raise error from None
+        return converted, "original"
+
+
+def _convert_original(path: Path, kinds: tuple[str, ...]) -> dict[str, Any] | None:
+    """Convert a released original checkpoint in memory, or ``None`` when the file is not one (or the importer is
+    not available)."""
+    try:
+        from bts.convert_original import convert_for_inference  # noqa: PLC0415 - optional, issue 8
+    except ImportError:
+        return None
+    return convert_for_inference(path, kinds)

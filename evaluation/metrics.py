@@ -2,24 +2,44 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor
 
 DEPTH_METRICS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
 
 
-def depth_metrics(pred: Float[Tensor, "..."], gt: Float[Tensor, "..."], min_depth: float = 1e-3,
-                  max_depth: float = 80.0) -> dict[str, float]:
-    """Monodepth metrics over the pixels with ``min_depth < gt < max_depth``; the prediction is clamped to
-    ``[min_depth, max_depth]`` (no median scaling: the models are metric through stereo).
+def median_scale_ratio(pred: Float[Tensor, "..."], gt: Float[Tensor, "..."], min_depth: float = 1e-3,
+                       max_depth: float = 80.0) -> float:
+    """``median(gt) / median(pred)`` over the pixels with ``min_depth < gt < max_depth`` (NaN when there are none).
 
+    Medians are the middle value of the sorted values, the mean of the two middle ones for an even count (numpy's).
+    """
+    valid = (gt > min_depth) & (gt < max_depth)
+    if not valid.any():
+        return float("nan")
+    return (gt[valid].double().quantile(0.5) / pred[valid].double().quantile(0.5)).item()
+
+
+def depth_metrics(pred: Float[Tensor, "..."], gt: Float[Tensor, "..."], min_depth: float = 1e-3,
+                  max_depth: float = 80.0, median_scaling: bool = False) -> dict[str, float]:
+    """Monodepth metrics over the pixels with ``min_depth < gt < max_depth``; the prediction is clamped to
+    ``[min_depth, max_depth]``.
+
+    No median scaling by default (the models are metric through stereo); with ``median_scaling`` the prediction is
+    first multiplied by :func:`median_scale_ratio` (per image), then clamped, as in the monocular protocol.
     Returns NaN for every metric when no pixel is valid.
     """
     valid = (gt > min_depth) & (gt < max_depth)
     if not valid.any():
         return {k: float("nan") for k in DEPTH_METRICS}
-    d = pred[valid].double().clamp(min_depth, max_depth)
+    d = pred[valid].double()
+    if median_scaling:
+        d = d * median_scale_ratio(pred, gt, min_depth, max_depth)
+    d = d.clamp(min_depth, max_depth)
     g = gt[valid].double()
     ratio = torch.maximum(d / g, g / d)
     return {
@@ -62,3 +82,41 @@ def occupancy_metrics(pred_occupied: Tensor, gt_occupied: Tensor, visible: Tenso
         "ie_prec": _ratio((~pred & ~gt & hidden).sum(), (~pred & hidden).sum()),
         "ie_rec": _ratio((~pred & ~gt & hidden).sum(), (~gt & hidden).sum()),
     }
+
+
+def psnr(pred: Float[Tensor, "C H W"], target: Float[Tensor, "C H W"], data_range: float = 1.0) -> float:
+    """Peak signal-to-noise ratio ``10 log10(data_range^2 / MSE)`` in dB, computed in float64 (skimage's
+    ``peak_signal_noise_ratio``). Identical images give ``inf`` (MSE 0), as skimage does; it is not capped."""
+    if pred.shape != target.shape:
+        raise ValueError(f"pred and target must have the same shape, got {tuple(pred.shape)} and "
+                         f"{tuple(target.shape)}")
+    mse = ((pred.double() - target.double()) ** 2).mean().item()
+    return math.inf if mse == 0 else 10.0 * math.log10(data_range**2 / mse)
+
+
+def ssim(pred: Float[Tensor, "C H W"], target: Float[Tensor, "C H W"], data_range: float = 1.0,
+         win_size: int = 7, k1: float = 0.01, k2: float = 0.03) -> float:
+    """Mean structural similarity with the defaults of skimage's ``structural_similarity`` (method.md §8.3).
+
+    Per channel: local means, variances and covariance over a uniform ``win_size`` x ``win_size`` window, variances
+    and covariance with the sample normalisation ``N / (N - 1)`` (``N = win_size^2``), ``C1 = (k1 R)^2``,
+    ``C2 = (k2 R)^2``, ``S = (2 mu_x mu_y + C1)(2 cov + C2) / ((mu_x^2 + mu_y^2 + C1)(var_x + var_y + C2))``. The map
+    is averaged over the windows that lie fully inside the image (skimage crops ``(win_size - 1) / 2`` pixels at
+    each border), then over channels. Computed in float64.
+    """
+    if pred.shape != target.shape or pred.dim() != 3:
+        raise ValueError(f"pred and target must both be [C, H, W], got {tuple(pred.shape)} and "
+                         f"{tuple(target.shape)}")
+    if win_size % 2 == 0 or min(pred.shape[-2:]) < win_size:
+        raise ValueError(f"win_size must be odd and at most the image size, got {win_size} for "
+                         f"{tuple(pred.shape[-2:])}")
+    x, y = pred.double()[:, None], target.double()[:, None]  # channels as a batch of 1-channel images
+    mean = lambda t: F.avg_pool2d(t, win_size, stride=1)  # noqa: E731 - valid windows only
+    n = win_size * win_size
+    ux, uy = mean(x), mean(y)
+    vx = (mean(x * x) - ux * ux) * n / (n - 1)
+    vy = (mean(y * y) - uy * uy) * n / (n - 1)
+    vxy = (mean(x * y) - ux * uy) * n / (n - 1)
+    c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
+    s = (2 * ux * uy + c1) * (2 * vxy + c2) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
+    return s.mean(dim=(1, 2, 3)).mean().item()

@@ -1,0 +1,160 @@
+"""Shared plumbing of the depth and novel-view evaluations: the data to evaluate on, the frames to load, devices,
+averaging over frames and writing results.
+
+The data rule is that of ``evaluation/occupancy.py``: the ``data`` of the command line, else the training run's
+(read from the checkpoint's run folder), else ``configs/data/kitti_360.yaml`` (the synthetic city when no KITTI-360
+root is configured).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import math
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from bts.inference import LoadedModel
+from datasets.kitti_360.frames import view_subset
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+NUM_STANDARD_VIEWS = 8  # the KITTI-360 item order of datasets/kitti_360/frames.py
+
+
+def select_device(name: str) -> torch.device:
+    """``auto``: CUDA when available, else CPU; otherwise the named device."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def data_config(cfg: DictConfig, loaded: LoadedModel) -> tuple[DictConfig, str]:
+    """The ``data`` node and where it came from: the command line, the training run, or the KITTI-360 defaults."""
+    if cfg.get("data") is not None:
+        return cfg.data, "command line"
+    run = loaded.run_config
+    if run is not None and run.get("data") is not None:
+        return OmegaConf.create(run["data"]), "the training run"
+    return OmegaConf.load(CONFIGS / "data" / "kitti_360.yaml"), "configs/data/kitti_360.yaml"
+
+
+def input_size(requested: Sequence[int] | None, loaded: LoadedModel, data: DictConfig) -> tuple[int, int]:
+    """The (H, W) the model sees: ``requested``, else the training run's, else the data config's."""
+    if requested is not None:
+        size = tuple(int(v) for v in requested)
+    else:
+        size = loaded.training_image_size() or tuple(int(v) for v in data.image_size)
+    if len(size) != 2 or min(size) <= 0:
+        raise ValueError(f"image_size must be [H, W] with positive values, got {list(size)}")
+    return size  # type: ignore[return-value]
+
+
+def model_views(loaded: LoadedModel) -> tuple[int, ...]:
+    """Indices (in the standard KITTI-360 item order) of the views the model encodes."""
+    if loaded.single_view:
+        return (0,)
+    if loaded.view_subset == "all":
+        return tuple(range(NUM_STANDARD_VIEWS))
+    return view_subset(loaded.view_subset)
+
+
+def frame_selection(views: Sequence[int], need_stereo: bool) -> dict[str, Any]:
+    """The ``data.frames`` node that loads the fewest frames while keeping the standard indices of ``views``.
+
+    Only the input view: one timestep, no fisheye (plus the stereo partner as view 1 with ``need_stereo``).
+    Otherwise two timesteps, stereo when an index >= 2 is used (or ``need_stereo``), fisheyes for indices >= 4.
+    """
+    last = max(views)
+    if last == 0:
+        return {"num_timesteps": 1, "stereo": need_stereo, "fisheye": False}
+    return {"num_timesteps": 2, "stereo": need_stereo or last >= 2, "fisheye": last >= 4}
+
+
+def with_frames(data: DictConfig, frames: dict[str, Any], image_size: tuple[int, int]) -> DictConfig:
+    """A copy of a KITTI-360-style ``data`` node with the given frame selection and image size."""
+    out = OmegaConf.create(OmegaConf.to_container(data, resolve=False))
+    out.frames = {**OmegaConf.to_container(out.frames), **frames}
+    out.image_size = list(image_size)
+    return out
+
+
+def stereo_partner(cameras: torch.Tensor, frame_ids: torch.Tensor) -> int:
+    """Index of the view taken by view 0's stereo partner at the same time (cameras 0 <-> 1, 2 <-> 3)."""
+    partner = int(cameras[0]) ^ 1
+    hits = ((cameras == partner) & (frame_ids == frame_ids[0])).nonzero().flatten()
+    if len(hits) == 0:
+        raise ValueError(f"no stereo partner (camera {partner}, frame {int(frame_ids[0])}) among the views "
+                         f"{cameras.tolist()} / frames {frame_ids.tolist()}")
+    return int(hits[0])
+
+
+def frame_indices(num: int, frames: Sequence[int] | None, max_frames: int | None) -> list[int]:
+    """Dataset indices to evaluate: ``frames`` (or all), at most ``max_frames`` of them."""
+    indices = list(range(num)) if frames is None else [int(i) for i in frames]
+    bad = [i for i in indices if not 0 <= i < num]
+    if bad:
+        raise ValueError(f"frame indices {bad} are outside the split ({num} datapoints)")
+    if max_frames is not None:
+        if max_frames < 1:
+            raise ValueError(f"max_frames must be >= 1 or null, got {max_frames}")
+        indices = indices[:max_frames]
+    return indices
+
+
+def iterate(dataset: Dataset, indices: list[int], num_workers: int) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(index, item)`` for the chosen indices, loaded by ``num_workers`` worker processes (no batching)."""
+    loader = DataLoader(Subset(dataset, indices), batch_size=None, num_workers=num_workers)
+    yield from zip(indices, loader)
+
+
+@contextlib.contextmanager
+def seeded(seed: int, device: torch.device):
+    """Run a block with the global RNG (CPU, and the CUDA device) seeded, restoring it afterwards."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        yield
+
+
+def mean_over_frames(rows: list[dict[str, Any]], keys: Sequence[str]) -> dict[str, float | None]:
+    """Per-key mean over frames, skipping NaN and ``None`` values (a frame without ground truth has no metrics);
+    ``None`` when no frame has a value."""
+    out: dict[str, float | None] = {}
+    for k in keys:
+        values = [float(r[k]) for r in rows if r.get(k) is not None and not math.isnan(float(r[k]))]
+        out[k] = sum(values) / len(values) if values else None
+    return out
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN written as ``null`` and infinities as the strings ``"inf"``/``"-inf"`` (strict JSON)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def write_results(out_dir: Path, summary: dict[str, Any], rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
+    """``results.json`` (the summary) and ``per_frame.csv`` (one row per frame) in ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.json").write_text(json.dumps(json_safe(summary), indent=2, allow_nan=False) + "\n")
+    with open(out_dir / "per_frame.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow(["" if row.get(c) is None else row[c] for c in columns])
+
+
+def metrics_table(title: str, metrics: dict[str, float | None], keys: Sequence[str]) -> str:
+    """A title line and a two-line table of the metrics (``n/a`` where a metric is ``None``)."""
+    header = "".join(f"{k:>10}" for k in keys)
+    cells = "".join(f"{'n/a':>10}" if metrics.get(k) is None else f"{metrics[k]:>10.4f}" for k in keys)
+    return "\n".join([title, header, "-" * len(header), cells])

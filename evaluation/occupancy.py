@@ -1,0 +1,262 @@
+"""Occupancy evaluation in occluded regions: ``python evaluation/occupancy.py checkpoint=PATH [protocol=bts|exact]``.
+
+Rebuilds the model from the checkpoint's saved config (BTS, KDBTS's student, a single-view export, or MVBTS with
+``views=<subset>``), evaluates the test split of the data (by default the data the model was trained on, read from
+its run folder; ``data=kitti_360`` or ``data=synthetic`` to choose), and prints O_acc, IE_acc, IE_rec (and O_prec,
+O_rec, IE_prec) with the protocol named. Writes ``results.json`` and ``per_frame.csv`` (and bird's-eye figures of
+the frames listed in ``figures``) into the output folder. Model-independent ground truth is cached on disk.
+
+Options (see ``configs/eval_occupancy.yaml``): ``protocol=bts|exact`` with its parameters (``protocol.num_scans=...``),
+``views=stereo``, ``prediction=empty|behind_depth`` (trivial baselines), ``max_frames=N``, ``frames=[0,5]``,
+``figures=[0]``, ``cache=false``, ``device=cpu|cuda``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import hydra  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from hydra.core.hydra_config import HydraConfig  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from bts.inference import LoadedModel, load_model  # noqa: E402
+from bts.rendering.renderer import query_density, render_depth  # noqa: E402
+from datasets.factory import build_dataset  # noqa: E402
+from datasets.kitti_360.dataset import Kitti360Dataset  # noqa: E402
+from evaluation.gt_cache import GroundTruthCache  # noqa: E402
+from evaluation.protocols import Frame, OccupancyProtocol, build_protocol, visible_from_depth  # noqa: E402
+
+log = logging.getLogger("evaluation.occupancy")
+
+METRICS = ("o_acc", "ie_acc", "ie_rec", "o_prec", "o_rec", "ie_prec")
+PREDICTIONS = ("density", "empty", "behind_depth")
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+@dataclass
+class OccupancyResult:
+    protocol: dict[str, Any]
+    model: dict[str, Any]
+    data: dict[str, Any]
+    per_frame: list[dict[str, Any]] = field(default_factory=list)
+    timing: dict[str, float] = field(default_factory=dict)
+
+    def groups(self) -> list[str]:
+        names: list[str] = []
+        for row in self.per_frame:
+            names += [g for g in row["metrics"] if g not in names]
+        return names
+
+    def mean(self) -> dict[str, dict[str, float]]:
+        """Per-group means over frames, skipping NaN values (a frame without occluded points has no IE_*)."""
+        out: dict[str, dict[str, float]] = {}
+        for g in self.groups():
+            keys = {k for row in self.per_frame for k in row["metrics"].get(g, {})}
+            out[g] = {}
+            for k in sorted(keys, key=lambda k: (METRICS.index(k) if k in METRICS else 99, k)):
+                values = [row["metrics"][g][k] for row in self.per_frame if g in row["metrics"]]
+                finite = [v for v in values if not math.isnan(v)]
+                out[g][k] = float(np.mean(finite)) if finite else math.nan
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        scans = [row["num_scans"] for row in self.per_frame]
+        wanted = self.protocol.get("num_scans")
+        return {"protocol": self.protocol, "model": self.model, "data": self.data, "metrics": self.mean(),
+                "frames": len(self.per_frame),
+                "frames_with_fewer_scans": sum(1 for s in scans if wanted is not None and s < wanted),
+                "timing_s_per_frame": self.timing}
+
+    def table(self) -> str:
+        name = self.protocol["protocol"]
+        lines = [f"occupancy | protocol={name} | model={self.model['description']} ({self.model['checkpoint']}) | "
+                 f"prediction={self.model['prediction']} | data={self.data['name']} {self.data['split']}, "
+                 f"{len(self.per_frame)} frames"]
+        header = f"{'scored as':<16}" + "".join(f"{m.upper():>9}" for m in METRICS)
+        lines += [header, "-" * len(header)]
+        for g, values in self.mean().items():
+            if g == "lidar_vs_exact":
+                continue
+            lines.append(f"{g:<16}" + "".join(f"{values.get(m, math.nan):>9.4f}" for m in METRICS))
+        agreement = self.mean().get("lidar_vs_exact")
+        if agreement:
+            lines.append("lidar ground truth vs exact: " + ", ".join(f"{k} {v:.4f}" for k, v in agreement.items()))
+        fewer = self.to_json()["frames_with_fewer_scans"]
+        if fewer:
+            lines.append(f"{fewer} frame(s) near a sequence end had fewer than {self.protocol['num_scans']} scans "
+                         "(ground truth from the scans there are, as the protocol defines)")
+        return "\n".join(lines)
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+@torch.no_grad()
+def predict(loaded: LoadedModel, protocol: OccupancyProtocol, frame: Frame, prediction: str,
+            chunk_points: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The model's occupancy at the protocol's points and (when the protocol needs it) its depth map."""
+    item = frame.item
+    images, intr, c2w = item["images"][None], item["intrinsics"][None], item["cam_to_world"][None]
+    encoded = loaded.encode(images, intr, c2w)
+    density_fn = loaded.density_fn(encoded)
+    dev = loaded.device
+    depth = None
+    p = protocol.params
+    if protocol.needs_model_depth or prediction == "behind_depth":
+        h, w = images.shape[-2:]
+        renderer = loaded.renderer_config(chunk_points=chunk_points)
+        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+            torch.manual_seed(p.jitter_seed)
+            depth = render_depth(density_fn, intr[:, 0].to(dev), c2w[:, 0].to(dev), h, w, renderer,
+                                 jitter=p.depth_jitter)[0].cpu()
+    points = protocol.points_cam()
+    if prediction == "density":
+        sigma, _ = query_density(density_fn, points[None].to(dev), chunk_points)
+        occupied = sigma[0].cpu() > p.sigma_threshold
+    elif prediction == "empty":
+        occupied = torch.zeros(len(points), dtype=torch.bool)
+    else:  # behind_depth: everything behind the model's depth is occupied
+        occupied = ~visible_from_depth(points, depth, item["intrinsics"][0], p.depth_lookup_align_corners)
+    return occupied, depth
+
+
+def evaluate_occupancy(loaded: LoadedModel, dataset: Kitti360Dataset, protocol: OccupancyProtocol,
+                       cache: GroundTruthCache, *, indices: list[int] | None = None, prediction: str = "density",
+                       chunk_points: int = 100_000, figures: tuple[int, ...] = (), figure_dir: Path | None = None,
+                       progress: bool = True, data_info: dict[str, Any] | None = None) -> OccupancyResult:
+    """Evaluate ``loaded`` on ``dataset`` (all datapoints, or ``indices``) under ``protocol``."""
+    if prediction not in PREDICTIONS:
+        raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
+    indices = list(range(len(dataset))) if indices is None else list(indices)
+    bad = [i for i in indices if not 0 <= i < len(dataset)]
+    if bad:
+        raise ValueError(f"frame indices {bad} are outside the split ({len(dataset)} datapoints)")
+    result = OccupancyResult(
+        protocol=protocol.describe(),
+        model={"checkpoint": str(loaded.checkpoint), "kind": loaded.kind, "description": loaded.description,
+               "view_subset": loaded.view_subset, "prediction": prediction, "source_format": loaded.source_format},
+        data={"root": str(dataset.layout.root), "split": dataset.split_file.name, **(data_info or {})})
+    result.data.setdefault("name", "kitti_360")
+    t_gt = t_model = t_gt_cold = 0.0
+    cold = 0
+    for i in tqdm(indices, desc=f"occupancy ({protocol.name})", unit="frame", disable=not progress):
+        frame = Frame(dataset, i, dataset[i])
+        t0 = time.perf_counter()
+        gt, hit = cache.get(protocol, frame)
+        t1 = time.perf_counter()
+        occupied, depth = predict(loaded, protocol, frame, prediction, chunk_points)
+        t2 = time.perf_counter()
+        metrics = protocol.score(gt, occupied, depth, frame)
+        t_gt += t1 - t0
+        t_model += t2 - t1
+        if not hit:
+            cold += 1
+            t_gt_cold += t1 - t0
+        result.per_frame.append({"index": i, "frame": frame.name, "num_scans": int(gt["num_scans"]),
+                                 "gt_cached": hit, "metrics": metrics})
+        if i in figures and figure_dir is not None:
+            from evaluation.figures import occupancy_figure  # noqa: PLC0415
+
+            occupancy_figure(protocol, gt, occupied, depth, frame,
+                             figure_dir / f"{frame.sequence}_{frame.frame_id:010d}.png")
+    n = max(len(indices), 1)
+    result.timing = {"ground_truth": t_gt / n, "model": t_model / n,
+                     "ground_truth_cold": t_gt_cold / cold if cold else math.nan, "cache_hits": cache.hits,
+                     "cache_misses": cache.misses}
+    return result
+
+
+def write_outputs(result: OccupancyResult, out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.json").write_text(json.dumps(result.to_json(), indent=2, default=float))
+    groups = result.groups()
+    with open(out_dir / "per_frame.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        columns = [(g, m) for g in groups for m in (METRICS if g != "lidar_vs_exact" else
+                                                    sorted(result.per_frame[0]["metrics"][g]))]
+        writer.writerow(["index", "frame", "num_scans", "gt_cached"] + [f"{g}.{m}" for g, m in columns])
+        for row in result.per_frame:
+            writer.writerow([row["index"], row["frame"], row["num_scans"], row["gt_cached"]]
+                            + [row["metrics"].get(g, {}).get(m, math.nan) for g, m in columns])
+
+
+def data_config(cfg: DictConfig, loaded: LoadedModel) -> tuple[DictConfig, str]:
+    """The ``data`` node: the command line's, else the training run's, else the KITTI-360 defaults."""
+    if cfg.get("data") is not None:
+        return cfg.data, "command line"
+    run = loaded.run_config
+    if run is not None and run.get("data") is not None:
+        return OmegaConf.create(run["data"]), "the training run"
+    return OmegaConf.load(CONFIGS / "data" / "kitti_360.yaml"), "configs/data/kitti_360.yaml"
+
+
+def frames_for(loaded: LoadedModel, data: DictConfig) -> DictConfig:
+    """Load only the frames the model encodes: one image for single-view models (the protocol's input)."""
+    data = OmegaConf.create(OmegaConf.to_container(data, resolve=False))
+    if loaded.single_view:
+        data.frames = {**OmegaConf.to_container(data.frames), "num_timesteps": 1, "stereo": False, "fisheye": False}
+    return data
+
+
+def run(cfg: DictConfig, out_dir: Path) -> OccupancyResult:
+    if cfg.prediction not in PREDICTIONS:
+        raise ValueError(f"prediction must be one of {PREDICTIONS}, got {cfg.prediction!r}")
+    device = _device(cfg.device)
+    loaded = load_model(cfg.checkpoint, device=device, view_subset_name=cfg.views)
+    protocol_cfg = OmegaConf.to_container(cfg.protocol, resolve=True)
+    protocol = build_protocol(protocol_cfg.pop("name"), protocol_cfg)
+    data, source = data_config(cfg, loaded)
+    data = frames_for(loaded, data)
+    if cfg.image_size is not None:
+        data.image_size = list(cfg.image_size)
+    log.info("data from %s: %s", source, data.get("name"))
+    dataset = build_dataset(OmegaConf.merge({"paths": cfg.paths}, {"data": data}).data, cfg.paths, cfg.split)
+    cache_root = cfg.cache_dir
+    if cache_root is None:
+        from datasets.synthetic import default_cache_dir  # noqa: PLC0415
+
+        base = Path(cfg.paths.cache_dir) if cfg.paths.cache_dir else default_cache_dir()
+        cache_root = base / "occupancy_gt"
+    cache = GroundTruthCache(cache_root if cfg.cache else None)
+    indices = list(cfg.frames) if cfg.frames is not None else list(range(len(dataset)))
+    if cfg.max_frames is not None:
+        indices = indices[: cfg.max_frames]
+    result = evaluate_occupancy(loaded, dataset, protocol, cache, indices=indices, prediction=cfg.prediction,
+                                chunk_points=cfg.chunk_points, figures=tuple(cfg.figures),
+                                figure_dir=out_dir / "figures",
+                                data_info={"name": data.get("name"), "split": cfg.split, "data_from": source,
+                                           "image_size": list(data.image_size)})
+    write_outputs(result, out_dir)
+    return result
+
+
+@hydra.main(config_path="../configs", config_name="eval_occupancy", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    result = run(cfg, out_dir)
+    print(result.table())
+    t = result.timing
+    print(f"seconds per frame: ground truth {t['ground_truth']:.3f} (cold {t['ground_truth_cold']:.3f}), "
+          f"model {t['model']:.3f}; cache hits {t['cache_hits']}, misses {t['cache_misses']}")
+    print(f"wrote {out_dir / 'results.json'} and {out_dir / 'per_frame.csv'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,263 @@
+"""Occupancy evaluation protocols (method.md §8.1, decisions.md §8).
+
+A protocol says which points are queried, how the ground truth of a frame is built, and how a model's prediction is
+scored. Each is a class with a parameter dataclass and a config file ``configs/protocol/<name>.yaml``; a new
+protocol (for example the deferred ``kyn``) is one more class registered in :data:`PROTOCOLS` plus its config.
+
+- ``bts``: the protocol of the BTS and KDBTS papers with every quirk (levelled frame, one slice, 20 lidar scans,
+  polar profiles, vote threshold, visibility from the first scan and from the model's own depth, sigma > 0.5).
+- ``exact`` (synthetic city only): the same grid scored against the exact occupancy of the scene, visibility by ray
+  casting in the exact scene (the same occluded set for every method); also reports the ``bts`` numbers of the same
+  model and how often the lidar-built ground truth disagrees with the exact one.
+
+Ground truth that does not depend on the model (:meth:`OccupancyProtocol.ground_truth`) is what the cache stores.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from jaxtyping import Bool, Float
+from torch import Tensor
+
+from datasets.kitti_360.dataset import Kitti360Dataset
+from datasets.kitti_360.layout import read_velodyne
+from evaluation.lidar_occupancy import (level_transform, lidar_votes, polar_profile, query_grid, slice_mask, transform,
+                                        vote_threshold)
+from evaluation.metrics import occupancy_metrics
+
+
+@dataclass
+class Frame:
+    """One evaluated datapoint: the dataset item and where it comes from."""
+
+    dataset: Kitti360Dataset
+    index: int
+    item: dict[str, Any]
+
+    @property
+    def sequence(self) -> str:
+        return self.dataset.datapoints[self.index][0]
+
+    @property
+    def row(self) -> int:
+        """Row of the input frame in the sequence's poses file."""
+        return self.dataset.datapoints[self.index][1]
+
+    @property
+    def frame_id(self) -> int:
+        return int(self.item["frame_ids"][0])
+
+    @property
+    def name(self) -> str:
+        return f"{self.sequence}/{self.frame_id:010d}"
+
+
+@dataclass
+class GridParams:
+    """The query grid and prediction rule shared by the lidar and exact protocols (the papers' values)."""
+
+    x_range: tuple[float, float] = (-4.0, 4.0)
+    y_range: tuple[float, float] = (0.0, 0.75)
+    z_range: tuple[float, float] = (20.0, 4.0)
+    ppm: float = 10.0               # points per metre in x and z
+    ppm_y: float = 4.0
+    y_res: int | None = 1           # 1: one slice in the middle of y_range
+    pitch_deg: float = 5.0          # camera pitch undone by the levelled frame
+    sigma_threshold: float = 0.5    # predicted occupied <=> sigma > threshold
+    depth_jitter: bool = True       # the model's depth for visibility: jittered samples (the original) or midpoints
+    jitter_seed: int = 0
+    depth_lookup_align_corners: bool = True  # nearest lookup of the model's depth, as the original
+
+
+@dataclass
+class BtsParams(GridParams):
+    num_scans: int = 20             # lidar scans of frames t .. t + num_scans - 1 (pose rows)
+    num_bins: int = 360
+    min_distance: float = 3.0       # the lidar's blind zone: closer points vote "occupied / unknown"
+    homogeneous_norm: bool = True   # the original's √(x²+y²+z²+1) against the 2D profile radius (§11-10)
+    min_scans: int = 1              # frames with fewer scans (sequence end) are evaluated as the rule defines
+
+
+@dataclass
+class ExactParams(BtsParams):
+    """The grid of ``bts``; the lidar parameters serve the side-by-side ``bts`` numbers and the disagreement."""
+
+    depth_jitter: bool = False      # the exact protocol's own numbers do not use the model's depth
+
+
+def make_params(cls: type, values: dict[str, Any], where: str):
+    """A parameter dataclass from a config mapping; an unknown key is an error naming it and the known ones."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown key(s) {unknown} in {where}; known: {sorted(known)}")
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    return cls(**kwargs)
+
+
+def visible_from_depth(points_cam: Float[Tensor, "P 3"], depth: Float[Tensor, "H W"],
+                       intrinsics: Float[Tensor, "3 3"], align_corners: bool) -> Bool[Tensor, "P"]:
+    """Points in front of a depth map: ``z <= depth`` at the point's pixel (nearest lookup, border padding)."""
+    z = points_cam[:, 2]
+    uv = (points_cam @ intrinsics.T)[:, :2] / z.clamp(min=1e-6)[:, None]
+    looked = F.grid_sample(depth[None, None].float(), uv[None, None].float(), mode="nearest", padding_mode="border",
+                           align_corners=align_corners).view(-1)
+    return z <= looked
+
+
+class OccupancyProtocol(ABC):
+    """A named protocol with its parameters; see the module docstring."""
+
+    name: ClassVar[str]
+    params_class: ClassVar[type]
+    needs_model_depth: ClassVar[bool] = True
+
+    def __init__(self, params: dict[str, Any] | None = None):
+        self.params = make_params(self.params_class, dict(params or {}), f"protocol {self.name!r}")
+        p = self.params
+        self.points_level, self.grid_size = query_grid(p.x_range, p.y_range, p.z_range, p.ppm, p.ppm_y, p.y_res)
+        self.level_from_cam = level_transform(p.pitch_deg)
+        self.cam_from_level = torch.linalg.inv(self.level_from_cam)
+
+    def describe(self) -> dict[str, Any]:
+        """Name and every parameter: printed beside the numbers and part of the cache key."""
+        return {"protocol": self.name, **dataclasses.asdict(self.params)}
+
+    def points_cam(self) -> Float[Tensor, "P 3"]:
+        """The query points in the input camera's frame (the frame the model's ``cam_to_world`` of view 0 is)."""
+        return transform(self.cam_from_level, self.points_level.double()).float()
+
+    @abstractmethod
+    def ground_truth_files(self, frame: Frame) -> list[Path]:
+        """The files the frame's ground truth is built from (their sizes and mtimes key the cache)."""
+
+    @abstractmethod
+    def ground_truth(self, frame: Frame) -> dict[str, Tensor]:
+        """The model-independent ground truth of one frame (cached)."""
+
+    @abstractmethod
+    def score(self, gt: dict[str, Tensor], pred_occupied: Bool[Tensor, "P"], depth: Tensor | None,
+              frame: Frame) -> dict[str, dict[str, float]]:
+        """Metric groups of one frame, e.g. ``{"bts": {...}}``."""
+
+
+class BtsProtocol(OccupancyProtocol):
+    name = "bts"
+    params_class = BtsParams
+
+    def scan_rows(self, frame: Frame) -> range:
+        n = len(frame.dataset.poses[frame.sequence])
+        return range(frame.row, min(frame.row + self.params.num_scans, n))
+
+    def ground_truth_files(self, frame: Frame) -> list[Path]:
+        ds, seq = frame.dataset, frame.sequence
+        poses = ds.poses[seq]
+        velo = [ds.layout.velodyne_file(seq, int(poses.frame_ids[r])) for r in self.scan_rows(frame)]
+        calib = sorted(p for p in ds.layout.calibration_dir.iterdir() if p.is_file())
+        return [ds.layout.poses_file(seq), *calib, *velo]
+
+    def ground_truth(self, frame: Frame) -> dict[str, Tensor]:
+        p, ds, seq = self.params, frame.dataset, frame.sequence
+        poses = ds.poses[seq]
+        rows = self.scan_rows(frame)
+        if len(rows) < p.min_scans:
+            raise ValueError(f"{frame.name}: {len(rows)} lidar scans left in the sequence, the protocol needs "
+                             f"at least min_scans={p.min_scans}")
+        level_from_world = self.level_from_cam @ torch.linalg.inv(frame.item["world_from_view0"].double())
+        velo_to_pose = torch.from_numpy(np.asarray(ds.velo_to_pose, dtype=np.float64))
+        level_from_lidar = torch.stack([level_from_world @ torch.from_numpy(poses.pose_to_world[r]).double()
+                                        @ velo_to_pose for r in rows])
+        far = math.hypot(p.z_range[0], p.x_range[0])  # the original's √(z_far² + x_min²)
+        profiles = []
+        for r, t in zip(rows, level_from_lidar):
+            scan = torch.from_numpy(read_velodyne(ds.layout.velodyne_file(seq, int(poses.frame_ids[r])))[:, :3])
+            scan = scan.double()
+            keep = slice_mask(transform(t, scan), p.y_range, far)
+            profiles.append(polar_profile(scan[keep, :2], p.num_bins))
+        votes = lidar_votes(self.points_level.double(), torch.stack(profiles), torch.linalg.inv(level_from_lidar),
+                            p.min_distance, p.homogeneous_norm)
+        return {"occupied": vote_threshold(votes.sum(0), len(rows)), "visible_first_scan": ~votes[0],
+                "num_scans": torch.tensor(len(rows))}
+
+    def bts_metrics(self, gt: dict[str, Tensor], pred_occupied: Tensor, depth: Tensor, frame: Frame):
+        visible_pred = visible_from_depth(self.points_cam(), depth, frame.item["intrinsics"][0],
+                                          self.params.depth_lookup_align_corners)
+        visible = gt["visible_first_scan"] | visible_pred
+        occupied = gt["occupied"] & ~visible
+        return occupancy_metrics(pred_occupied, occupied, visible), occupied, visible
+
+    def score(self, gt, pred_occupied, depth, frame):
+        metrics, _, _ = self.bts_metrics(gt, pred_occupied, depth, frame)
+        return {"bts": metrics}
+
+
+class ExactProtocol(BtsProtocol):
+    name = "exact"
+    params_class = ExactParams
+
+    def __init__(self, params: dict[str, Any] | None = None):
+        super().__init__(params)
+        self._scenes: dict[tuple[str, str], Any] = {}
+
+    def _scene(self, frame: Frame):
+        from datasets.synthetic import load_scene  # noqa: PLC0415 - only this protocol needs the generator package
+
+        key = (str(frame.dataset.layout.root), frame.sequence)
+        if key not in self._scenes:
+            try:
+                self._scenes[key] = load_scene(frame.dataset.layout.root, frame.sequence)
+            except FileNotFoundError as e:
+                raise ValueError(f"protocol=exact needs the synthetic city's exact scene: {e}") from None
+        return self._scenes[key]
+
+    def ground_truth_files(self, frame: Frame) -> list[Path]:
+        scene = frame.dataset.layout.root / "ground_truth" / frame.sequence / "scene.json"
+        return [scene, *super().ground_truth_files(frame)]
+
+    def ground_truth(self, frame: Frame) -> dict[str, Tensor]:
+        scene = self._scene(frame)
+        world_from_level = frame.item["world_from_view0"].double() @ self.cam_from_level
+        points = transform(world_from_level, self.points_level.double())
+        occupied = scene.occupied(points.float())
+        origin = world_from_level[:3, 3]
+        offsets = points - origin
+        distance = offsets.norm(dim=-1)
+        hit = scene.ray_distance(origin.float(), offsets.float(), max_distance=float(distance.max()) + 1.0)
+        visible = (hit.double() >= distance - 1e-4) & ~occupied
+        lidar = super().ground_truth(frame)
+        return {"exact_occupied": occupied, "exact_visible": visible, **lidar}
+
+    def score(self, gt, pred_occupied, depth, frame):
+        exact = occupancy_metrics(pred_occupied, gt["exact_occupied"], gt["exact_visible"])
+        bts, bts_occupied, bts_visible = self.bts_metrics(gt, pred_occupied, depth, frame)
+        lidar_occ = gt["occupied"] & ~gt["visible_first_scan"]  # the model-independent part of the lidar truth
+        truth = gt["exact_occupied"]
+        hidden = ~gt["exact_visible"]
+        agreement = {
+            "disagree": float((lidar_occ != truth).float().mean()),
+            "false_occupied": float((lidar_occ & ~truth).float().mean()),
+            "false_empty": float((~lidar_occ & truth).float().mean()),
+            "disagree_hidden": float((lidar_occ != truth)[hidden].float().mean()) if hidden.any() else math.nan,
+            "disagree_with_model_visibility": float((bts_occupied != truth).float().mean()),
+        }
+        return {"exact": exact, "bts": bts, "lidar_vs_exact": agreement}
+
+
+PROTOCOLS: dict[str, type[OccupancyProtocol]] = {"bts": BtsProtocol, "exact": ExactProtocol}
+
+
+def build_protocol(name: str, params: dict[str, Any] | None = None) -> OccupancyProtocol:
+    if name not in PROTOCOLS:
+        raise ValueError(f"unknown occupancy protocol {name!r}; known: {sorted(PROTOCOLS)} (the `kyn` protocol of "
+                         "KYN/ViPOcc is not implemented yet: its public parameters are incomplete)")
+    return PROTOCOLS[name](params)
+

@@ -1,0 +1,260 @@
+"""Occupancy evaluation: lidar ground truth, protocols, cache, the entry point (issue 5)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from bts.checkpoints.format import save_checkpoint
+from bts.inference import LoadedModel, load_model
+from bts.models.factory import build_model
+from datasets.kitti_360 import Kitti360Config, Kitti360Dataset
+from datasets.kitti_360.errors import MissingFileError
+from datasets.kitti_360.frames import FrameSelection
+from datasets.synthetic import load_scene
+from evaluation.gt_cache import GroundTruthCache
+from evaluation.lidar_occupancy import lidar_votes, polar_profile, query_grid, vote_threshold
+from evaluation.occupancy import evaluate_occupancy
+from evaluation.protocols import BtsProtocol, ExactProtocol, Frame, build_protocol
+
+REPO = Path(__file__).resolve().parents[2]
+TINY_MODEL = {"kind": "bts", "encoder": {"depth": 18, "pretrained": False, "on_missing_weights": "error",
+                                         "decoder_widths": [32, 32, 64, 128, 256], "feature_dim": 64},
+              "field": {"hidden_dim": 16, "num_freqs": 6, "freq_factor": 1.5, "near": 3.0, "far": 80.0}}
+
+
+# --- lidar ground truth on hand-built scans ----------------------------------------------------------------------
+
+def test_the_papers_grid():
+    points, size = query_grid((-4, 4), (0, 0.75), (20, 4), 10, 4, 1)
+    assert size == (80, 1, 160) and points.shape == (12800, 3)
+    assert torch.all(points[:, 1] == 0.375)
+    assert points[0].tolist() == pytest.approx([-4, 0.375, 20]) and points[-1].tolist() == pytest.approx([4, 0.375, 4])
+
+
+def test_polar_profile_of_a_ring_and_of_a_wall():
+    angles = torch.linspace(-math.pi, math.pi, 7201)[:-1]
+    ring = torch.stack([10 * angles.cos(), 10 * angles.sin()], -1).double()
+    profile = polar_profile(ring)
+    assert profile.shape == (362, 2)
+    assert torch.allclose(profile[:, 1], torch.full((362,), 10.0, dtype=torch.float64))
+    assert profile[0, 0] < -math.pi and profile[-1, 0] > math.pi  # wrapped copies cover the full circle
+    # A wall at x = 10 in front (|y| <= 5): the minimum radius per bin is at the bin edge nearest to 0°.
+    y = torch.linspace(-5, 5, 20001).double()
+    wall = torch.stack([torch.full_like(y, 10.0), y], -1)
+    profile = polar_profile(wall)
+    centre = profile[1:-1]
+    ahead = centre[:, 0].abs() < math.radians(0.6)
+    assert torch.allclose(centre[ahead, 1], torch.tensor(10.0, dtype=torch.float64), atol=1e-3)
+    beyond = centre[:, 0] > math.radians(30)  # no point there: the previous bin's value carries on
+    edge = centre[(centre[:, 0] > math.radians(25)) & (centre[:, 0] < math.radians(26.6))][-1, 1]
+    assert torch.all(centre[beyond, 1] == edge)
+    behind = centre[:, 0] < math.radians(-30)  # before the first point: the smallest-angle point's radius
+    assert torch.allclose(centre[behind, 1], torch.tensor(math.hypot(10, 5), dtype=torch.float64))
+
+
+def test_votes_wall_blind_zone_and_the_homogeneous_norm():
+    y = torch.linspace(-20, 20, 40001).double()
+    wall = polar_profile(torch.stack([torch.full_like(y, 10.0), y], -1))[None]
+    identity = torch.eye(4, dtype=torch.float64)[None]
+    pts = torch.tensor([[5.0, 0, 0], [12.0, 0, 0], [2.0, 0, 0], [9.96, 0, 0], [9.0, 0, 4.5]], dtype=torch.float64)
+    quirk = lidar_votes(pts, wall, identity, min_distance=3.0, homogeneous_norm=True)[0]
+    plain = lidar_votes(pts, wall, identity, min_distance=3.0, homogeneous_norm=False)[0]
+    assert quirk.tolist() == [False, True, True, True, True]   # √(9.96² + 1) > 10; 4.5 m of height counts
+    assert plain.tolist() == [False, True, True, False, False]
+
+
+def test_vote_rule_needs_all_but_two_scans():
+    votes = torch.tensor([17, 18, 20, 0])
+    assert vote_threshold(votes, 20).tolist() == [False, True, True, False]
+    assert vote_threshold(torch.tensor([0]), 2).tolist() == [True]  # the rule as written: N = 2 is always occupied
+
+
+def test_unknown_protocol_and_parameter_are_named():
+    with pytest.raises(ValueError, match="unknown occupancy protocol 'kyn'.*bts"):
+        build_protocol("kyn")
+    with pytest.raises(ValueError, match=r"\['num_scan'\]"):
+        build_protocol("bts", {"num_scan": 20})
+
+
+# --- protocols on the synthetic city with oracle models ----------------------------------------------------------
+
+class _Oracle(nn.Module):
+    """A 'model' whose density is the exact occupancy of the synthetic scene (or zero everywhere)."""
+
+    def __init__(self, root: Path, empty: bool = False):
+        super().__init__()
+        self.root, self.empty = root, empty
+        self.world_from_view0: torch.Tensor | None = None
+        self.sequence: str | None = None
+        self._dummy = nn.Parameter(torch.zeros(1))
+
+    def encoder_views(self, num_views, training):
+        return [0]
+
+    def encode(self, images, intrinsics, cam_to_world, views):
+        return self.world_from_view0
+
+    def density_fn(self, world_from_view0):
+        scene = load_scene(self.root, self.sequence)
+
+        def fn(points):
+            b, n, _ = points.shape
+            if self.empty:
+                return torch.zeros(b, n), torch.zeros(b, n, dtype=torch.bool)
+            p = points.reshape(-1, 3).double() @ world_from_view0[:3, :3].T + world_from_view0[:3, 3]
+            sigma = scene.occupied(p.float()).float().reshape(b, n) * 1000.0
+            return sigma, torch.zeros(b, n, dtype=torch.bool)
+
+        return fn
+
+
+class _Recording(Kitti360Dataset):
+    """Tells the oracle which frame it is looking at."""
+
+    oracle: _Oracle
+
+    def __getitem__(self, index):
+        item = super().__getitem__(index)
+        self.oracle.world_from_view0 = item["world_from_view0"]
+        self.oracle.sequence = self.datapoints[index][0]
+        return item
+
+
+def _dataset(root: Path, cls=Kitti360Dataset):
+    cfg = Kitti360Config(image_size=(32, 120), frames=FrameSelection(num_timesteps=1, stereo=False, fisheye=False))
+    return cls(root, root / "splits" / "test_files.txt", cfg)
+
+
+def _oracle_run(root, protocol, empty=False, cache=None, **kw):
+    ds = _dataset(root, _Recording)
+    ds.oracle = _Oracle(root, empty)
+    loaded = LoadedModel(ds.oracle, "bts", {}, Path("oracle"))
+    return evaluate_occupancy(loaded, ds, protocol, cache or GroundTruthCache(None), progress=False, **kw)
+
+
+def test_exact_density_scores_one_against_exact_and_nearly_one_against_lidar(synthetic_root):
+    result = _oracle_run(synthetic_root, build_protocol("exact"), indices=[0, 1])
+    mean = result.mean()
+    assert mean["exact"]["o_acc"] == 1.0 and mean["exact"]["ie_acc"] == 1.0 and mean["exact"]["ie_rec"] == 1.0
+    assert mean["bts"]["o_acc"] > 0.9, mean["bts"]
+    assert 0.0 <= mean["lidar_vs_exact"]["disagree"] < 0.1
+
+
+def test_all_empty_model_gets_the_numbers_the_definitions_predict(synthetic_root):
+    protocol = build_protocol("exact")
+    result = _oracle_run(synthetic_root, protocol, empty=True, indices=[0])
+    gt = protocol.ground_truth(Frame(_dataset(synthetic_root), 0, _dataset(synthetic_root)[0]))
+    occ, vis = gt["exact_occupied"], gt["exact_visible"]
+    assert occ.any() and (~vis).any()
+    m = result.mean()["exact"]
+    assert m["o_acc"] == pytest.approx(1 - occ.float().mean().item())
+    assert m["ie_acc"] == pytest.approx((~occ[~vis]).float().mean().item())
+    assert m["ie_rec"] == 1.0 and m["ie_prec"] == pytest.approx(m["ie_acc"])
+    assert m["o_rec"] == 0.0 and math.isnan(m["o_prec"])
+
+
+def test_bts_ground_truth_uses_the_scans_there_are_and_says_so(synthetic_root):
+    protocol = BtsProtocol({"num_scans": 20})
+    ds = _dataset(synthetic_root)
+    frame = Frame(ds, 0, ds[0])
+    rows = protocol.scan_rows(frame)
+    assert len(rows) < 20 and len(rows) == len(ds.poses[frame.sequence]) - frame.row
+    gt = protocol.ground_truth(frame)
+    assert int(gt["num_scans"]) == len(rows)
+    result = _oracle_run(synthetic_root, protocol, indices=[0])
+    assert result.to_json()["frames_with_fewer_scans"] == 1
+    assert "fewer than 20 scans" in result.table()
+
+
+def test_cache_hits_give_identical_results_and_changed_data_misses(synthetic_root, tmp_path):
+    root = tmp_path / "city"
+    shutil.copytree(synthetic_root, root)
+    cache = GroundTruthCache(tmp_path / "cache")
+    first = _oracle_run(root, build_protocol("exact"), cache=cache, indices=[0, 1])
+    assert (cache.hits, cache.misses) == (0, 2)
+    second = _oracle_run(root, build_protocol("exact"), cache=cache, indices=[0, 1])
+    assert (cache.hits, cache.misses) == (2, 2)
+    assert [r["metrics"] for r in first.per_frame] == [r["metrics"] for r in second.per_frame]
+    assert all(r["gt_cached"] for r in second.per_frame)
+    # Other protocol parameters, or a changed scan, are other keys.
+    _oracle_run(root, build_protocol("exact", {"num_scans": 5}), cache=cache, indices=[0])
+    assert cache.misses == 3
+    ds = _dataset(root)
+    frame = Frame(ds, 0, ds[0])
+    scan = ds.layout.velodyne_file(frame.sequence, frame.frame_id)
+    os.utime(scan, ns=(scan.stat().st_atime_ns, scan.stat().st_mtime_ns + 10**9))
+    _oracle_run(root, build_protocol("exact"), cache=cache, indices=[0])
+    assert cache.misses == 4
+
+
+def test_missing_lidar_scan_is_named(synthetic_root, tmp_path):
+    root = tmp_path / "city"
+    shutil.copytree(synthetic_root, root)
+    ds = _dataset(root)
+    frame = Frame(ds, 0, ds[0])
+    poses = ds.poses[frame.sequence]
+    missing = ds.layout.velodyne_file(frame.sequence, int(poses.frame_ids[frame.row + 2]))
+    missing.unlink()
+    with pytest.raises(MissingFileError, match=missing.name):
+        BtsProtocol().ground_truth(frame)
+
+
+# --- the entry point ------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    model = build_model(TINY_MODEL, pretrained=False)
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "bts.pt", model_kind="bts", config=TINY_MODEL,
+                           model=model.state_dict())
+
+
+def test_view_subset_needs_an_mvbts_checkpoint(tiny_checkpoint):
+    with pytest.raises(ValueError, match="needs an MVBTS checkpoint"):
+        load_model(tiny_checkpoint, view_subset_name="stereo")
+    with pytest.raises(KeyError, match="unknown view subset"):
+        load_model(tiny_checkpoint, view_subset_name="stereoo")
+
+
+def _run_entry(args, tmp_path):
+    env = {**os.environ, "BTS_CACHE_DIR": str(tmp_path / "cache")}
+    return subprocess.run([sys.executable, "evaluation/occupancy.py", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_entry_point_runs_on_the_synthetic_city(synthetic_root, tiny_checkpoint, tmp_path):
+    out = tmp_path / "eval"
+    args = [f"checkpoint={tiny_checkpoint}", "data=synthetic", f"data.root={synthetic_root}",
+            "data.image_size=[48,176]", "max_frames=2", "figures=[0]", f"output_dir={out}", "protocol=exact"]
+    proc = _run_entry(args, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "protocol=exact" in proc.stdout and "O_ACC" in proc.stdout
+    result = json.loads((out / "results.json").read_text())
+    assert result["protocol"]["protocol"] == "exact" and result["frames"] == 2
+    assert set(result["metrics"]) == {"exact", "bts", "lidar_vs_exact"}
+    assert 0.0 <= result["metrics"]["exact"]["o_acc"] <= 1.0
+    assert len((out / "per_frame.csv").read_text().splitlines()) == 3
+    assert len(list((out / "figures").glob("*.png"))) == 1
+    # The second run reads the cached ground truth.
+    proc = _run_entry(args[:-3] + [f"output_dir={tmp_path / 'eval2'}", "protocol=exact"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "cache hits 2, misses 0" in proc.stdout
+
+
+def test_entry_point_refuses_a_file_that_is_no_checkpoint_and_an_unknown_key(tmp_path):
+    bogus = tmp_path / "notes.pt"
+    torch.save({"weights": torch.zeros(1)}, bogus)
+    proc = _run_entry([f"checkpoint={bogus}", "data=synthetic"], tmp_path)
+    assert proc.returncode != 0 and "not a checkpoint of this project" in proc.stderr
+    proc = _run_entry([f"checkpoint={bogus}", "protocol.num_scan=3"], tmp_path)
+    assert proc.returncode != 0 and "num_scan" in proc.stderr

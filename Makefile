@@ -5,6 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+# The demo evaluates 20 test frames per model under the `exact` protocol (which also reports the `bts` numbers).
+DEMO_EVAL := protocol=exact max_frames=20 output_dir=outputs/demo/occupancy
+
 .PHONY: install demo test benchmark clean-venv
 
 $(STAMP): pyproject.toml
@@ -24,6 +27,12 @@ demo: $(STAMP)
 	$(BIN)/python train.py -cn mvbts preset=synthetic
 	$(BIN)/python train.py -cn kdbts preset=synthetic
 	$(BIN)/python -m bts.export_single_view outputs/kdbts/latest/checkpoints/last.pt
+	$(BIN)/python evaluation/occupancy.py checkpoint=outputs/bts/latest/checkpoints/last.pt $(DEMO_EVAL)/bts
+	$(BIN)/python evaluation/occupancy.py checkpoint=outputs/mvbts/latest/checkpoints/last.pt $(DEMO_EVAL)/mvbts
+	$(BIN)/python evaluation/occupancy.py checkpoint=outputs/kdbts/latest/checkpoints/last_single_view.pt \
+		$(DEMO_EVAL)/kdbts
+	$(BIN)/python -m evaluation.summary outputs/demo/occupancy/bts/results.json \
+		outputs/demo/occupancy/mvbts/results.json outputs/demo/occupancy/kdbts/results.json
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -245,6 +245,9 @@ def test_entry_point_runs_on_the_synthetic_city(synthetic_root, tiny_checkpoint,
     assert 0.0 <= result["metrics"]["exact"]["o_acc"] <= 1.0
     assert len((out / "per_frame.csv").read_text().splitlines()) == 3
     assert len(list((out / "figures").glob("*.png"))) == 1
+    summary = subprocess.run([sys.executable, "-m", "evaluation.summary", str(out / "results.json"), "--markdown"],
+                             cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert "| bts | exact |" in summary and "| bts | bts |" in summary
     # The second run reads the cached ground truth.
     proc = _run_entry(args[:-3] + [f"output_dir={tmp_path / 'eval2'}", "protocol=exact"], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -1,0 +1,181 @@
+"""Reproduce the papers' finding on the synthetic city (issue 7): KDBTS beats BTS in occluded regions.
+
+    python -m bts.reproduce [--out outputs/reproduce] [--bts-steps 800] [--mvbts-steps 400] [--kdbts-steps 400]
+
+Stages, each a plain command of the project run as a subprocess (so what is reproduced is what users run), with
+its wall-clock time recorded in ``<out>/stages.json``:
+
+1. ``train.py -cn bts preset=reproduce`` for as many steps as MVBTS and KDBTS together (the same budget);
+2. ``train.py -cn mvbts preset=reproduce``;
+3. ``train.py -cn kdbts preset=reproduce kd.teacher_checkpoint=<MVBTS>``, then ``python -m bts.export_single_view``;
+4. ``evaluation/occupancy.py protocol=exact`` (which also scores under ``bts``) for BTS, MVBTS with one input view and
+   with its multi-view subsets, KDBTS, and two trivial baselines (all empty; occupied behind BTS's depth);
+   ``evaluation/depth.py`` against the exact depth when that tool is present;
+5. ``<out>/results.json`` and ``<out>/results.md`` (the README table).
+
+A stage whose output exists is skipped (delete it or pass ``--force`` to redo it), so an interrupted run resumes.
+Checkpoints are not committed. ``--smoke`` runs every stage for two steps on one frame (the test suite does this).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+
+#: The evaluated rows: name, checkpoint stage, extra evaluation arguments.
+EVALUATIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("empty (baseline)", "bts", ("prediction=empty",)),
+    ("behind BTS depth (baseline)", "bts", ("prediction=behind_depth",)),
+    ("BTS", "bts", ()),
+    ("MVBTS, mono", "mvbts", ("views=mono",)),
+    ("MVBTS, mono_temporal", "mvbts", ("views=mono_temporal",)),
+    ("MVBTS, stereo", "mvbts", ("views=stereo",)),
+    ("MVBTS, stereo_temporal", "mvbts", ("views=stereo_temporal",)),
+    ("KDBTS", "kdbts_single_view", ()),
+)
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_")
+
+
+class Runner:
+    def __init__(self, out: Path, force: bool, dry_run: bool = False):
+        self.out, self.force, self.dry_run = out, force, dry_run
+        self.stages_file = out / "stages.json"
+        self.stages: dict[str, Any] = json.loads(self.stages_file.read_text()) if self.stages_file.is_file() else {}
+
+    def stage(self, name: str, done: Path, command: list[str]) -> None:
+        if done.exists() and not self.force:
+            print(f"[reproduce] {name}: done already ({done})")
+            return
+        print(f"[reproduce] {name}: {' '.join(command)}", flush=True)
+        if self.dry_run:
+            return
+        start = time.perf_counter()
+        subprocess.run(command, cwd=REPO, check=True)
+        seconds = time.perf_counter() - start
+        self.stages[name] = {"seconds": round(seconds, 1), "command": " ".join(command)}
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.stages_file.write_text(json.dumps(self.stages, indent=2))
+        print(f"[reproduce] {name}: {seconds / 60:.1f} min", flush=True)
+
+
+def machine() -> str:
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, {gpu}"
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=Path("outputs/reproduce"))
+    p.add_argument("--mvbts-steps", type=int, default=400)
+    p.add_argument("--kdbts-steps", type=int, default=400)
+    p.add_argument("--bts-steps", type=int, default=None, help="default: MVBTS + KDBTS steps (the same budget)")
+    p.add_argument("--max-frames", type=int, default=None, help="evaluate at most this many test frames")
+    p.add_argument("--override", action="append", default=[], help="extra hydra override for every training run")
+    p.add_argument("--eval-override", action="append", default=[], help="extra override for every evaluation")
+    p.add_argument("--smoke", action="store_true", help="two steps per stage, one test frame (for the test suite)")
+    p.add_argument("--force", action="store_true", help="redo stages whose output exists")
+    p.add_argument("--dry-run", action="store_true", help="print the commands only")
+    a = p.parse_args(argv)
+    if a.smoke:
+        a.mvbts_steps = a.kdbts_steps = 2
+        a.max_frames = 1
+        a.override += ["trainer.validate_every=1000", "trainer.checkpoint_every=1000", "trainer.val_samples=1"]
+    bts_steps = a.bts_steps if a.bts_steps is not None else a.mvbts_steps + a.kdbts_steps
+    out = a.out.resolve()
+    runner = Runner(out, a.force, a.dry_run)
+    py = sys.executable
+    ckpt = {name: out / name / "checkpoints" / "last.pt" for name in ("bts", "mvbts", "kdbts")}
+    ckpt["kdbts_single_view"] = out / "kdbts" / "checkpoints" / "last_single_view.pt"
+
+    def train(name: str, steps: int, extra: list[str]) -> None:
+        runner.stage(f"train {name}", ckpt[name], [py, "train.py", "-cn", name, "preset=reproduce",
+                                                   f"trainer.max_steps={steps}", f"hydra.run.dir={out / name}",
+                                                   *extra, *a.override])
+
+    train("bts", bts_steps, [])
+    train("mvbts", a.mvbts_steps, [])
+    train("kdbts", a.kdbts_steps, [f"kd.teacher_checkpoint={ckpt['mvbts']}"])
+    runner.stage("export kdbts student", ckpt["kdbts_single_view"],
+                 [py, "-m", "bts.export_single_view", str(ckpt["kdbts"]), "--out", str(ckpt["kdbts_single_view"])])
+
+    rows: list[dict[str, Any]] = []
+    limit = [f"max_frames={a.max_frames}"] if a.max_frames is not None else []
+    for name, stage, extra in EVALUATIONS:
+        folder = out / "eval" / _slug(name)
+        runner.stage(f"evaluate {name}", folder / "results.json",
+                     [py, "evaluation/occupancy.py", f"checkpoint={ckpt[stage]}", "protocol=exact", *extra, *limit,
+                      f"output_dir={folder}", *a.eval_override])
+        depth_tool = REPO / "evaluation" / "depth.py"
+        if depth_tool.is_file() and "prediction" not in " ".join(extra):
+            runner.stage(f"depth {name}", folder / "depth" / "results.json",
+                         [py, "evaluation/depth.py", f"checkpoint={ckpt[stage]}", "gt=exact", *extra, *limit,
+                          f"output_dir={folder / 'depth'}", *a.eval_override])
+        if a.dry_run:
+            continue
+        result = json.loads((folder / "results.json").read_text())
+        row: dict[str, Any] = {"model": name, "checkpoint": str(ckpt[stage].relative_to(out)),
+                               "command": runner.stages.get(f"evaluate {name}", {}).get("command", ""),
+                               "occupancy": result["metrics"], "frames": result["frames"]}
+        depth_file = folder / "depth" / "results.json"
+        if depth_file.is_file():
+            row["depth"] = json.loads(depth_file.read_text()).get("metrics")
+        rows.append(row)
+    if a.dry_run:
+        return {}
+    summary = {"machine": machine(), "steps": {"bts": bts_steps, "mvbts": a.mvbts_steps, "kdbts": a.kdbts_steps},
+               "stages": runner.stages, "rows": rows}
+    (out / "results.json").write_text(json.dumps(summary, indent=2))
+    (out / "results.md").write_text(markdown(summary))
+    print((out / "results.md").read_text())
+    return summary
+
+
+def _f(v: Any) -> str:
+    return "n/a" if not isinstance(v, (int, float)) or v != v else f"{v:.3f}"
+
+
+def _depth_values(depth: Any) -> dict[str, Any]:
+    """The depth tool's metrics, flat (``abs_rel``, ...) or under one group."""
+    if not isinstance(depth, dict):
+        return {}
+    if "abs_rel" in depth:
+        return depth
+    for value in depth.values():
+        if isinstance(value, dict) and "abs_rel" in value:
+            return value
+    return {}
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    head = ("| model | O_acc (exact) | IE_acc (exact) | IE_rec (exact) | O_acc (bts) | IE_acc (bts) | IE_rec (bts) "
+            "| abs_rel | a1 |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in summary["rows"]:
+        e, b = r["occupancy"].get("exact", {}), r["occupancy"].get("bts", {})
+        d = _depth_values(r.get("depth"))
+        lines.append(f"| {r['model']} | {_f(e.get('o_acc'))} | {_f(e.get('ie_acc'))} | {_f(e.get('ie_rec'))} | "
+                     f"{_f(b.get('o_acc'))} | {_f(b.get('ie_acc'))} | {_f(b.get('ie_rec'))} | "
+                     f"{_f(d.get('abs_rel'))} | {_f(d.get('a1'))} |")
+    steps = summary["steps"]
+    stages = ", ".join(f"{k} {v['seconds'] / 60:.1f} min" for k, v in summary["stages"].items())
+    lines += ["", f"Machine: {summary['machine']}. Steps: BTS {steps['bts']}, MVBTS {steps['mvbts']}, "
+                  f"KDBTS {steps['kdbts']}. Frames: {summary['rows'][0]['frames'] if summary['rows'] else 0}.",
+              f"Wall-clock: {stages}."]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

@@ -110,7 +110,7 @@ def frame_indices(num: int, frames: Sequence[int] | None, max_frames: int | None
 def iterate(dataset: Dataset, indices: list[int], num_workers: int) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(index, item)`` for the chosen indices, loaded by ``num_workers`` worker processes (no batching)."""
     loader = DataLoader(Subset(dataset, indices), batch_size=None, num_workers=num_workers)
-    yield from zip(indices, loader)
+    yield from zip(indices, loader, strict=True)
 
 
 @contextlib.contextmanager

@@ -137,6 +137,8 @@ def kitti_raw_data(cfg: DictConfig, data: DictConfig, size: tuple[int, int], loa
 
     if not loaded.single_view:
         raise ValueError(f"KITTI Raw items have one input view; {loaded.description} needs more (use views=mono)")
+    if cfg.gt != "lidar":
+        raise ValueError(f"gt={cfg.gt} is not available on KITTI Raw: its ground truth is the velodyne scan (gt=lidar)")
     if data.root is None:
         raise ValueError("data=kitti_raw needs the KITTI Raw root: set KITTI_RAW_ROOT or data.root=<folder with "
                          "<date>/calib_cam_to_cam.txt and <date>/<drive>/ folders>")
@@ -148,8 +150,11 @@ def kitti_raw_data(cfg: DictConfig, data: DictConfig, size: tuple[int, int], loa
     def crop(h: int, w: int) -> Tensor:
         return torch.from_numpy(eigen_crop_mask(h, w))
 
-    return DepthData("kitti_raw_eigen", dataset, lambda i, item: item["depth_gt"],
-                     lambda i, item: f"{dataset.entries[i].date}/{dataset.entries[i].drive}/{dataset.entries[i].frame_id:010d}",
+    def name_of(index: int, item: dict[str, Any]) -> str:
+        e = dataset.entries[index]
+        return f"{e.date}/{e.drive}/{e.frame_id:010d}"
+
+    return DepthData("kitti_raw_eigen", dataset, lambda i, item: item["depth_gt"], name_of,
                      crop if data.crop == "eigen" else None,
                      {"name": "kitti_raw", "root": str(data.root), "split": str(split), "image_size": list(size),
                       "crop": data.crop})

@@ -84,7 +84,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--bts-steps", type=int, default=None, help="default: MVBTS + KDBTS steps (the same budget)")
     p.add_argument("--max-frames", type=int, default=None, help="evaluate at most this many test frames")
     p.add_argument("--override", action="append", default=[], help="extra hydra override for every training run")
-    p.add_argument("--eval-override", action="append", default=[], help="extra override for every evaluation")
+    p.add_argument("--eval-override", action="append", default=[],
+                   help="extra override for every occupancy evaluation (evaluation/occupancy.py)")
+    p.add_argument("--depth-override", action="append", default=[],
+                   help="extra override for every depth evaluation (evaluation/depth.py)")
     p.add_argument("--smoke", action="store_true", help="two steps per stage, one test frame (for the test suite)")
     p.add_argument("--force", action="store_true", help="redo stages whose output exists")
     p.add_argument("--dry-run", action="store_true", help="print the commands only")
@@ -122,7 +125,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if depth_tool.is_file() and "prediction" not in " ".join(extra):
             runner.stage(f"depth {name}", folder / "depth" / "results.json",
                          [py, "evaluation/depth.py", f"checkpoint={ckpt[stage]}", "gt=exact", *extra, *limit,
-                          f"output_dir={folder / 'depth'}", *a.eval_override])
+                          f"output_dir={folder / 'depth'}", *a.depth_override])
         if a.dry_run:
             continue
         result = json.loads((folder / "results.json").read_text())

@@ -36,6 +36,8 @@ from tqdm import tqdm  # noqa: E402
 from bts.inference import LoadedModel, load_model  # noqa: E402
 from bts.rendering.renderer import query_density, render_depth  # noqa: E402
 from datasets.factory import build_dataset  # noqa: E402
+from evaluation.common import (data_config, frame_indices, frame_selection, input_size, model_views,  # noqa: E402
+                               select_device, with_frames)
 from datasets.kitti_360.dataset import Kitti360Dataset  # noqa: E402
 from evaluation.gt_cache import GroundTruthCache  # noqa: E402
 from evaluation.protocols import Frame, OccupancyProtocol, build_protocol, visible_from_depth  # noqa: E402
@@ -44,7 +46,6 @@ log = logging.getLogger("evaluation.occupancy")
 
 METRICS = ("o_acc", "ie_acc", "ie_rec", "o_prec", "o_rec", "ie_prec")
 PREDICTIONS = ("density", "empty", "behind_depth")
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 
 @dataclass
@@ -100,12 +101,6 @@ class OccupancyResult:
             lines.append(f"{fewer} frame(s) near a sequence end had fewer than {self.protocol['num_scans']} scans "
                          "(ground truth from the scans there are, as the protocol defines)")
         return "\n".join(lines)
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 @torch.no_grad()
@@ -197,35 +192,16 @@ def write_outputs(result: OccupancyResult, out_dir: Path) -> None:
                             + [row["metrics"].get(g, {}).get(m, math.nan) for g, m in columns])
 
 
-def data_config(cfg: DictConfig, loaded: LoadedModel) -> tuple[DictConfig, str]:
-    """The ``data`` node: the command line's, else the training run's, else the KITTI-360 defaults."""
-    if cfg.get("data") is not None:
-        return cfg.data, "command line"
-    run = loaded.run_config
-    if run is not None and run.get("data") is not None:
-        return OmegaConf.create(run["data"]), "the training run"
-    return OmegaConf.load(CONFIGS / "data" / "kitti_360.yaml"), "configs/data/kitti_360.yaml"
-
-
-def frames_for(loaded: LoadedModel, data: DictConfig) -> DictConfig:
-    """Load only the frames the model encodes: one image for single-view models (the protocol's input)."""
-    data = OmegaConf.create(OmegaConf.to_container(data, resolve=False))
-    if loaded.single_view:
-        data.frames = {**OmegaConf.to_container(data.frames), "num_timesteps": 1, "stereo": False, "fisheye": False}
-    return data
-
-
 def run(cfg: DictConfig, out_dir: Path) -> OccupancyResult:
     if cfg.prediction not in PREDICTIONS:
         raise ValueError(f"prediction must be one of {PREDICTIONS}, got {cfg.prediction!r}")
-    device = _device(cfg.device)
-    loaded = load_model(cfg.checkpoint, device=device, view_subset_name=cfg.views)
+    loaded = load_model(cfg.checkpoint, device=select_device(cfg.device), view_subset_name=cfg.views)
     protocol_cfg = OmegaConf.to_container(cfg.protocol, resolve=True)
     protocol = build_protocol(protocol_cfg.pop("name"), protocol_cfg)
     data, source = data_config(cfg, loaded)
-    data = frames_for(loaded, data)
-    if cfg.image_size is not None:
-        data.image_size = list(cfg.image_size)
+    # Load only the frames the model encodes (one image for single-view models), at the model's input size.
+    data = with_frames(data, frame_selection(model_views(loaded), need_stereo=False),
+                       input_size(cfg.image_size, loaded, data))
     log.info("data from %s: %s", source, data.get("name"))
     dataset = build_dataset(OmegaConf.merge({"paths": cfg.paths}, {"data": data}).data, cfg.paths, cfg.split)
     cache_root = cfg.cache_dir
@@ -235,9 +211,7 @@ def run(cfg: DictConfig, out_dir: Path) -> OccupancyResult:
         base = Path(cfg.paths.cache_dir) if cfg.paths.cache_dir else default_cache_dir()
         cache_root = base / "occupancy_gt"
     cache = GroundTruthCache(cache_root if cfg.cache else None)
-    indices = list(cfg.frames) if cfg.frames is not None else list(range(len(dataset)))
-    if cfg.max_frames is not None:
-        indices = indices[: cfg.max_frames]
+    indices = frame_indices(len(dataset), cfg.frames, cfg.max_frames)
     result = evaluate_occupancy(loaded, dataset, protocol, cache, indices=indices, prediction=cfg.prediction,
                                 chunk_points=cfg.chunk_points, figures=tuple(cfg.figures),
                                 figure_dir=out_dir / "figures",

@@ -53,7 +53,7 @@ def load_checkpoint(path: Path | str, kinds: tuple[str, ...] = MODEL_KINDS) -> d
         raise CheckpointError(f"{path} is not a readable checkpoint: {e}") from e
     if not isinstance(data, dict) or any(k not in data for k in _REQUIRED):
         have = sorted(data) if isinstance(data, dict) else type(data).__name__
-        hint = " (an original BTS/KDBTS checkpoint? convert it with `python -m bts.checkpoints.import_original`)" \
+        hint = " (an original BTS/KDBTS checkpoint? convert it with `python -m bts.convert_original`)" \
             if isinstance(data, dict) and "model" in data else ""
         raise CheckpointError(f"{path} is not a checkpoint of this project: expected keys {list(_REQUIRED)}, "
                               f"found {have}{hint}")

@@ -24,7 +24,7 @@ from datasets.synthetic import load_scene
 from evaluation.gt_cache import GroundTruthCache
 from evaluation.lidar_occupancy import lidar_votes, polar_profile, query_grid, vote_threshold
 from evaluation.occupancy import evaluate_occupancy
-from evaluation.protocols import BtsProtocol, ExactProtocol, Frame, build_protocol
+from evaluation.protocols import BtsProtocol, Frame, build_protocol
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_MODEL = {"kind": "bts", "encoder": {"depth": 18, "pretrained": False, "on_missing_weights": "error",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import logging
 import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -23,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from bts.inference import LoadedModel
 from datasets.kitti_360.frames import view_subset
 
+log = logging.getLogger(__name__)
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 NUM_STANDARD_VIEWS = 8  # the KITTI-360 item order of datasets/kitti_360/frames.py
 
@@ -35,13 +37,23 @@ def select_device(name: str) -> torch.device:
 
 
 def data_config(cfg: DictConfig, loaded: LoadedModel) -> tuple[DictConfig, str]:
-    """The ``data`` node and where it came from: the command line, the training run, or the KITTI-360 defaults."""
+    """The ``data`` node and where it came from: the command line, the training run, or the KITTI-360 defaults.
+
+    A model imported from the original code gets the original's intrinsics normalisation (``pixel_convention:
+    corner``), as the importer records in its config (docs/original_checkpoints.md).
+    """
     if cfg.get("data") is not None:
-        return cfg.data, "command line"
-    run = loaded.run_config
-    if run is not None and run.get("data") is not None:
-        return OmegaConf.create(run["data"]), "the training run"
-    return OmegaConf.load(CONFIGS / "data" / "kitti_360.yaml"), "configs/data/kitti_360.yaml"
+        data, source = cfg.data, "command line"
+    elif loaded.run_config is not None and loaded.run_config.get("data") is not None:
+        data, source = OmegaConf.create(loaded.run_config["data"]), "the training run"
+    else:
+        data, source = OmegaConf.load(CONFIGS / "data" / "kitti_360.yaml"), "configs/data/kitti_360.yaml"
+    conventions = (loaded.model_config.get("imported") or {}).get("conventions") or {}
+    if conventions.get("intrinsics") == "corner" and data.get("name") in ("kitti_360", "synthetic"):
+        data = OmegaConf.create(OmegaConf.to_container(data, resolve=False))
+        data.pixel_convention = "corner"
+        log.info("imported original model: intrinsics normalised the original way (pixel_convention=corner)")
+    return data, source
 
 
 def input_size(requested: Sequence[int] | None, loaded: LoadedModel, data: DictConfig) -> tuple[int, int]:

@@ -67,6 +67,7 @@ class Kitti360Config:
     lidar_depth: bool = False
     use_preprocessed: bool = True  # read data_HxW folders when they exist
     apply_fisheye_tangential: bool = False
+    pixel_convention: str = "center"  # center (ours); corner: the original's K normalisation, for imported models
 
 
 class Kitti360Dataset(Dataset):
@@ -74,6 +75,9 @@ class Kitti360Dataset(Dataset):
         self.config = config or Kitti360Config()
         if self.config.fisheye_mode not in FISHEYE_MODES:
             raise ValueError(f"fisheye_mode must be one of {FISHEYE_MODES}, got {self.config.fisheye_mode!r}")
+        conventions = [c.value for c in PixelConvention]
+        if self.config.pixel_convention not in conventions:
+            raise ValueError(f"pixel_convention must be one of {conventions}, got {self.config.pixel_convention!r}")
         self.layout = Kitti360Layout(Path(root))
         self.calibration: Calibration = read_calibration(self.layout.calibration_dir)
         self.split_file = Path(split_file)
@@ -101,7 +105,8 @@ class Kitti360Dataset(Dataset):
         c, cfg = self.calibration, self.config
         w, h = c.rect_size["image_00"]
         # The original uses image_00's K for every pinhole view (both rectified cameras share it).
-        self.intrinsics = normalize_intrinsics(torch.from_numpy(c.p_rect["image_00"][:, :3]), w, h)
+        self.intrinsics = normalize_intrinsics(torch.from_numpy(c.p_rect["image_00"][:, :3]), w, h,
+                                               PixelConvention(cfg.pixel_convention))
         self.cam_to_pose = {cam: c.rect_cam_to_pose(cam) for cam in PERSPECTIVE_CAMERAS}
         self.fisheyes = {cam: fisheye_camera(c.fisheye[cam], cfg.apply_fisheye_tangential)
                          for cam in ("image_02", "image_03")}

@@ -261,3 +261,16 @@ def test_entry_point_refuses_a_file_that_is_no_checkpoint_and_an_unknown_key(tmp
     assert proc.returncode != 0 and "not a checkpoint of this project" in proc.stderr
     proc = _run_entry([f"checkpoint={bogus}", "protocol.num_scan=3"], tmp_path)
     assert proc.returncode != 0 and "num_scan" in proc.stderr
+
+
+def test_imported_models_get_the_original_intrinsics_convention():
+    from omegaconf import OmegaConf
+
+    from evaluation.common import data_config
+
+    cfg = OmegaConf.create({"data": {"name": "kitti_360", "pixel_convention": "center"}})
+    imported = LoadedModel(nn.Linear(1, 1), "bts", {"imported": {"conventions": {"intrinsics": "corner"}}},
+                           Path("released.pt"))
+    ours = LoadedModel(nn.Linear(1, 1), "bts", {}, Path("ours.pt"))
+    assert data_config(cfg, imported)[0].pixel_convention == "corner"
+    assert data_config(cfg, ours)[0].pixel_convention == "center"

@@ -163,3 +163,18 @@ def test_fisheye_frames_are_consistent_in_native_and_pinhole_modes(synthetic_roo
     diff = (sampled.T - a["images"][4].reshape(3, -1).T).abs().mean(-1)[proj.valid]
     assert proj.valid.float().mean() > 0.9
     assert diff.median() < 0.05
+
+
+def test_corner_pixel_convention_for_imported_models(synthetic_root):
+    split = synthetic_root / "splits" / "test_files.txt"
+    frames = FrameSelection(num_timesteps=1, stereo=False, fisheye=False)
+    centre = Kitti360Dataset(synthetic_root, split, Kitti360Config(image_size=(48, 176), frames=frames))
+    corner = Kitti360Dataset(synthetic_root, split, Kitti360Config(image_size=(48, 176), frames=frames,
+                                                                    pixel_convention="corner"))
+    w, h = centre.calibration.rect_size["image_00"]
+    # The original maps pixel x to 2x/W - 1: its principal point sits half a pixel (1/W) lower.
+    assert torch.allclose(corner.intrinsics[0, 2], centre.intrinsics[0, 2] - 1.0 / w, atol=1e-6)
+    assert torch.allclose(corner.intrinsics[1, 2], centre.intrinsics[1, 2] - 1.0 / h, atol=1e-6)
+    assert torch.equal(corner.intrinsics[:2, :2], centre.intrinsics[:2, :2])
+    with pytest.raises(ValueError, match="pixel_convention must be one of"):
+        Kitti360Dataset(synthetic_root, split, Kitti360Config(frames=frames, pixel_convention="edges"))

@@ -55,7 +55,9 @@ class Runner:
         self.stages_file = out / "stages.json"
         self.stages: dict[str, Any] = json.loads(self.stages_file.read_text()) if self.stages_file.is_file() else {}
 
-    def stage(self, name: str, done: Path, command: list[str]) -> None:
+    def stage(self, name: str, done: Path, command: list[str], marker: bool = False) -> None:
+        """Run ``command`` unless ``done`` exists. With ``marker``, ``done`` is a file this runner writes after the
+        command succeeded (a training run writes its checkpoint before it has finished)."""
         if done.exists() and not self.force:
             print(f"[reproduce] {name}: done already ({done})")
             return
@@ -68,6 +70,8 @@ class Runner:
         self.stages[name] = {"seconds": round(seconds, 1), "command": " ".join(command)}
         self.out.mkdir(parents=True, exist_ok=True)
         self.stages_file.write_text(json.dumps(self.stages, indent=2))
+        if marker:
+            done.write_text(json.dumps(self.stages[name], indent=2))
         print(f"[reproduce] {name}: {seconds / 60:.1f} min", flush=True)
 
 
@@ -83,6 +87,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--kdbts-steps", type=int, default=400)
     p.add_argument("--bts-steps", type=int, default=None, help="default: MVBTS + KDBTS steps (the same budget)")
     p.add_argument("--max-frames", type=int, default=None, help="evaluate at most this many test frames")
+    p.add_argument("--frame-stride", type=int, default=3, help="evaluate every n-th test frame (neighbours are "
+                   "nearly the same view)")
     p.add_argument("--override", action="append", default=[], help="extra hydra override for every training run")
     p.add_argument("--eval-override", action="append", default=[],
                    help="extra override for every occupancy evaluation (evaluation/occupancy.py)")
@@ -104,9 +110,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ckpt["kdbts_single_view"] = out / "kdbts" / "checkpoints" / "last_single_view.pt"
 
     def train(name: str, steps: int, extra: list[str]) -> None:
-        runner.stage(f"train {name}", ckpt[name], [py, "train.py", "-cn", name, "preset=reproduce",
-                                                   f"trainer.max_steps={steps}", f"hydra.run.dir={out / name}",
-                                                   *extra, *a.override])
+        runner.stage(f"train {name}", out / name / "stage_done.json",
+                     [py, "train.py", "-cn", name, "preset=reproduce", f"trainer.max_steps={steps}",
+                      f"hydra.run.dir={out / name}", *extra, *a.override], marker=True)
 
     train("bts", bts_steps, [])
     train("mvbts", a.mvbts_steps, [])
@@ -115,7 +121,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                  [py, "-m", "bts.export_single_view", str(ckpt["kdbts"]), "--out", str(ckpt["kdbts_single_view"])])
 
     rows: list[dict[str, Any]] = []
-    limit = [f"max_frames={a.max_frames}"] if a.max_frames is not None else []
+    limit = [f"frame_stride={a.frame_stride}"] + ([f"max_frames={a.max_frames}"] if a.max_frames is not None else [])
     for name, stage, extra in EVALUATIONS:
         folder = out / "eval" / _slug(name)
         runner.stage(f"evaluate {name}", folder / "results.json",

@@ -106,9 +106,11 @@ def stereo_partner(cameras: torch.Tensor, frame_ids: torch.Tensor) -> int:
     return int(hits[0])
 
 
-def frame_indices(num: int, frames: Sequence[int] | None, max_frames: int | None) -> list[int]:
-    """Dataset indices to evaluate: ``frames`` (or all), at most ``max_frames`` of them."""
-    indices = list(range(num)) if frames is None else [int(i) for i in frames]
+def frame_indices(num: int, frames: Sequence[int] | None, max_frames: int | None, stride: int = 1) -> list[int]:
+    """Dataset indices to evaluate: ``frames`` (or all, every ``stride``-th), at most ``max_frames`` of them."""
+    if stride < 1:
+        raise ValueError(f"frame_stride must be >= 1, got {stride}")
+    indices = list(range(0, num, stride)) if frames is None else [int(i) for i in frames]
     bad = [i for i in indices if not 0 <= i < num]
     if bad:
         raise ValueError(f"frame indices {bad} are outside the split ({num} datapoints)")

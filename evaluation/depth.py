@@ -223,7 +223,7 @@ def run(cfg: DictConfig, out_dir: Path, progress: bool = True) -> dict[str, Any]
     source = build(cfg, data, size, loaded)
     overrides = {k: cfg[k] for k in ("num_samples", "chunk_points") if cfg[k] is not None}
     renderer = loaded.renderer_config(**overrides)
-    indices = frame_indices(len(source.dataset), cfg.frames, cfg.max_frames)
+    indices = frame_indices(len(source.dataset), cfg.frames, cfg.max_frames, cfg.frame_stride)
     log.info("depth: %s on %s (data from %s), %d frames", loaded.description, source.protocol, data_from,
              len(indices))
     rows = evaluate_depth(loaded, source, renderer, indices, min_depth=cfg.min_depth, max_depth=cfg.max_depth,

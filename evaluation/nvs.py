@@ -148,7 +148,7 @@ def run(cfg: DictConfig, out_dir: Path, progress: bool = True) -> dict[str, Any]
     dataset, name_of = nvs_dataset(cfg, data, size, loaded)
     overrides = {k: cfg[k] for k in ("num_samples", "chunk_points") if cfg[k] is not None}
     renderer = loaded.renderer_config(**overrides)
-    indices = frame_indices(len(dataset), cfg.frames, cfg.max_frames)
+    indices = frame_indices(len(dataset), cfg.frames, cfg.max_frames, cfg.frame_stride)
     rows = evaluate_nvs(loaded, dataset, name_of, renderer, indices, lpips, crop=cfg.crop, jitter=cfg.jitter,
                         seed=cfg.seed, rays_per_chunk=cfg.rays_per_chunk, num_workers=data.num_workers,
                         progress=progress)

@@ -211,7 +211,7 @@ def run(cfg: DictConfig, out_dir: Path) -> OccupancyResult:
         base = Path(cfg.paths.cache_dir) if cfg.paths.cache_dir else default_cache_dir()
         cache_root = base / "occupancy_gt"
     cache = GroundTruthCache(cache_root if cfg.cache else None)
-    indices = frame_indices(len(dataset), cfg.frames, cfg.max_frames)
+    indices = frame_indices(len(dataset), cfg.frames, cfg.max_frames, cfg.frame_stride)
     result = evaluate_occupancy(loaded, dataset, protocol, cache, indices=indices, prediction=cfg.prediction,
                                 chunk_points=cfg.chunk_points, figures=tuple(cfg.figures),
                                 figure_dir=out_dir / "figures",

@@ -274,3 +274,15 @@ def test_imported_models_get_the_original_intrinsics_convention():
     ours = LoadedModel(nn.Linear(1, 1), "bts", {}, Path("ours.pt"))
     assert data_config(cfg, imported)[0].pixel_convention == "corner"
     assert data_config(cfg, ours)[0].pixel_convention == "center"
+
+
+def test_frame_selection_with_stride_and_limit():
+    from evaluation.common import frame_indices
+
+    assert frame_indices(10, None, None, 3) == [0, 3, 6, 9]
+    assert frame_indices(10, None, 2, 3) == [0, 3]
+    assert frame_indices(10, [4, 1], None, 3) == [4, 1]  # an explicit list is taken as given
+    with pytest.raises(ValueError, match="frame_stride"):
+        frame_indices(10, None, None, 0)
+    with pytest.raises(ValueError, match=r"\[12\]"):
+        frame_indices(10, [12], None)

@@ -14,3 +14,9 @@ def colorize_depth(depth: Tensor, d_min: float = 3.0, d_max: float = 40.0) -> Te
     inv = (1.0 / depth.clamp_min(1e-6) - 1.0 / d_max) / (1.0 / d_min - 1.0 / d_max)
     index = (inv.clamp(0.0, 1.0) * 255).round().long()
     return _MAGMA.to(depth.device)[index].movedim(-1, -3)
+
+
+def apply_magma(values: Tensor) -> Tensor:
+    """RGB ``[..., 3, H, W]`` in ``[0, 1]`` for values ``[..., H, W]`` in ``[0, 1]`` (clamped), e.g. a BEV profile."""
+    index = (values.clamp(0.0, 1.0) * 255).round().long()
+    return _MAGMA.to(values.device)[index].movedim(-1, -3)

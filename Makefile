@@ -33,6 +33,8 @@ demo: $(STAMP)
 		$(DEMO_EVAL)/kdbts
 	$(BIN)/python -m evaluation.summary outputs/demo/occupancy/bts/results.json \
 		outputs/demo/occupancy/mvbts/results.json outputs/demo/occupancy/kdbts/results.json
+	$(BIN)/python render_novel_view.py checkpoint=outputs/kdbts/latest/checkpoints/last_single_view.pt \
+		render.num_samples=32 sequence.count=20 'bev.resolution=[64,64]' output.dir=outputs/demo/render
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

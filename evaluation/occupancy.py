@@ -216,7 +216,8 @@ def run(cfg: DictConfig, out_dir: Path) -> OccupancyResult:
                                 chunk_points=cfg.chunk_points, figures=tuple(cfg.figures),
                                 figure_dir=out_dir / "figures",
                                 data_info={"name": data.get("name"), "split": cfg.split, "data_from": source,
-                                           "image_size": list(data.image_size)})
+                                           "image_size": list(data.image_size),
+                                           "pixel_convention": data.get("pixel_convention", "center")})
     write_outputs(result, out_dir)
     return result
 

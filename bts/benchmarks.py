@@ -106,6 +106,43 @@ def bench_density(model_cfg: dict, height: int, width: int, num_points: int, dev
     return (time.perf_counter() - start) / repeats
 
 
+def bench_view_sampling(h: int, w: int, num_views: int, num_points: int, device: torch.device,
+                        repeats: int = 3) -> tuple[float, float]:
+    """Seconds for the tokens of ``num_points`` points in ``num_views`` encoded views: one batched projection and
+    ``grid_sample`` over all views (what the model does) against a Python loop over the views."""
+    from bts.fields import EncodedViews, PositionalEncoding  # noqa: PLC0415
+    from bts.fields.tokens import view_tokens  # noqa: PLC0415
+
+    g = torch.Generator().manual_seed(0)
+    features = torch.randn(1, num_views, 64, h, w, generator=g).to(device)
+    intr = torch.tensor([[1.0, 0, 0], [0, 3.3, 0], [0, 0, 1]]).expand(1, num_views, 3, 3).to(device)
+    c2w = torch.eye(4).repeat(1, num_views, 1, 1)
+    c2w[0, :, 0, 3] = torch.linspace(0, 0.6, num_views)
+    encoded = EncodedViews.create(features, intr, c2w.to(device))
+    points = (torch.rand(1, num_points, 3, generator=g) * torch.tensor([8.0, 2.0, 40.0]) + torch.tensor(
+        [-4.0, -1.0, 3.0])).to(device)
+    encoding = PositionalEncoding(3, 6).to(device)
+
+    def batched():
+        return view_tokens(points, encoded, encoding, 3.0, 80.0)
+
+    def looped():
+        parts = [view_tokens(points, encoded.select([v]), encoding, 3.0, 80.0) for v in range(num_views)]
+        return torch.cat([p.tokens for p in parts], dim=1)
+
+    times = []
+    for fn in (batched, looped):
+        with torch.no_grad():
+            fn()
+            _sync(device)
+            start = time.perf_counter()
+            for _ in range(repeats):
+                fn()
+            _sync(device)
+        times.append((time.perf_counter() - start) / repeats)
+    return times[0], times[1]
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -116,13 +153,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--amp", nargs="+", default=["none"], help="none, bf16, fp16 (GPU)")
-    p.add_argument("--models", nargs="+", default=["bts", "mvbts", "kdbts"])
+    p.add_argument("--models", nargs="+", default=["bts", "mvbts", "kdbts"], help="none: only the micro-benchmarks")
     a = p.parse_args(argv)
     device = torch.device(a.device)
     torch.set_num_threads(a.threads)
     renderer = RendererConfig()
     machine = torch.cuda.get_device_name() if device.type == "cuda" else f"{platform.machine()} CPU, {a.threads} threads"
-    for kind in a.models:
+    for kind in [m for m in a.models if m != "none"]:
         # Paper configurations: BTS batch 16 with 4096 rays, MVBTS / KDBTS batch 8 with 2048 rays (3 encoded views).
         batch_size = a.batch_size or ((16 if kind == "bts" else 8) if device.type == "cuda" else 1)
         objective = ObjectiveConfig(rays_per_element=4096 if kind == "bts" else 2048)
@@ -143,6 +180,9 @@ def main(argv: list[str] | None = None) -> None:
     sec = bench_density(model_config("bts", a.depth), h, w, 1_000_000, device, repeats=2)
     print(json.dumps({"what": "bts_density_1M_points", "size": a.sizes[0], "seconds": round(sec, 3),
                       "machine": machine}), flush=True)
+    batched, looped = bench_view_sampling(h, w, 3, 200_000, device)
+    print(json.dumps({"what": "view_tokens_3_views_200k_points", "size": a.sizes[0], "batched_s": round(batched, 4),
+                      "loop_over_views_s": round(looped, 4), "machine": machine}), flush=True)
 
 
 if __name__ == "__main__":

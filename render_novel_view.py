@@ -195,10 +195,20 @@ RUNNERS: dict[str, Callable[[DictConfig, LoadedModel, FrameSettings, Path], Path
 
 
 def render(cfg: DictConfig) -> Path:
-    """Run one mode of a composed ``render`` config; returns the written file (or folder)."""
+    """Run one mode of a composed ``render`` config; returns the written file (or folder).
+
+    Gradients are off and ``threads`` applies inside only: the caller's autograd state and thread count are kept."""
     if cfg.mode not in RUNNERS:
         raise ValueError(f"mode must be one of {list(RUNNERS)}, got {cfg.mode!r}")
-    torch.set_grad_enabled(False)
+    threads = torch.get_num_threads()
+    try:
+        with torch.no_grad():
+            return _render(cfg)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _render(cfg: DictConfig) -> Path:
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     loaded = load_model(cfg.checkpoint, device=resolve_device(cfg.device), view_subset_name=cfg.view_subset)

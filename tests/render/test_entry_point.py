@@ -90,3 +90,11 @@ def test_export_mode_writes_every_format(tiny_checkpoint, tmp_path):
     assert (folder / "scene.bin").stat().st_size == 32 * 24 * 8 // 8 and (folder / "scene.invalid").is_file()
     assert (folder / "scene.ply").read_bytes().startswith(b"ply\nformat binary_little_endian 1.0")
     assert (folder / "scene.obj").is_file()
+
+
+def test_render_leaves_the_callers_autograd_and_threads_alone(tiny_checkpoint, tmp_path):
+    import torch
+
+    threads = torch.get_num_threads()
+    run(tiny_checkpoint, tmp_path, "mode=figure", "threads=1")
+    assert torch.is_grad_enabled() and torch.get_num_threads() == threads

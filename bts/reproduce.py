@@ -94,6 +94,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                    help="extra override for every occupancy evaluation (evaluation/occupancy.py)")
     p.add_argument("--depth-override", action="append", default=[],
                    help="extra override for every depth evaluation (evaluation/depth.py)")
+    p.add_argument("--video-frames", type=int, default=40, help="frames of the side-by-side test-sequence video "
+                   "(0: none)")
+    p.add_argument("--render-override", action="append", default=[], help="extra override for render_novel_view.py")
     p.add_argument("--smoke", action="store_true", help="two steps per stage, one test frame (for the test suite)")
     p.add_argument("--force", action="store_true", help="redo stages whose output exists")
     p.add_argument("--dry-run", action="store_true", help="print the commands only")
@@ -101,6 +104,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if a.smoke:
         a.mvbts_steps = a.kdbts_steps = 2
         a.max_frames = 1
+        a.video_frames = 2
         a.override += ["trainer.validate_every=1000", "trainer.checkpoint_every=1000", "trainer.val_samples=1"]
     bts_steps = a.bts_steps if a.bts_steps is not None else a.mvbts_steps + a.kdbts_steps
     out = a.out.resolve()
@@ -142,14 +146,54 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if depth_file.is_file():
             row["depth"] = json.loads(depth_file.read_text()).get("metrics")
         rows.append(row)
+    videos = side_by_side_video(runner, py, out, ckpt, a.video_frames, a.render_override) if a.video_frames else None
     if a.dry_run:
         return {}
     summary = {"machine": machine(), "steps": {"bts": bts_steps, "mvbts": a.mvbts_steps, "kdbts": a.kdbts_steps},
-               "stages": runner.stages, "rows": rows}
+               "stages": runner.stages, "rows": rows,
+               "video": str(videos.relative_to(out)) if videos else None}
     (out / "results.json").write_text(json.dumps(summary, indent=2))
     (out / "results.md").write_text(markdown(summary))
     print((out / "results.md").read_text())
     return summary
+
+
+VIDEO_MODELS = (("BTS", "bts"), ("MVBTS", "mvbts"), ("KDBTS", "kdbts_single_view"))
+
+
+def side_by_side_video(runner: Runner, py: str, out: Path, ckpt: dict[str, Path], frames: int,
+                       overrides: list[str]) -> Path:
+    """A sequence video (input, depth, bird's-eye profile) of the test sequence per model, stacked top to bottom
+    (BTS, MVBTS with one view, KDBTS) into ``<out>/videos/side_by_side.mp4``."""
+    folder = out / "videos"
+    paths = []
+    for name, stage in VIDEO_MODELS:
+        target = folder / f"{name.lower()}.mp4"
+        runner.stage(f"video {name}", target,
+                     [py, "render_novel_view.py", f"checkpoint={ckpt[stage]}", "mode=sequence", "input.split=test",
+                      f"sequence.count={frames}", f"output.dir={folder / 'render'}", f"output.name={name.lower()}",
+                      *overrides])
+        if not runner.dry_run and not target.exists():
+            written = sorted((folder / "render").rglob(f"{name.lower()}.mp4"))
+            if not written:
+                raise FileNotFoundError(f"render_novel_view.py wrote no {name.lower()}.mp4 under {folder / 'render'}")
+            written[-1].replace(target)
+        paths.append(target)
+    combined = folder / "side_by_side.mp4"
+    if runner.dry_run or (combined.exists() and not runner.force):
+        return combined
+    import imageio.v3 as iio  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415
+
+    from bts.visualization.video import FrameWriter  # noqa: PLC0415
+
+    clips = [iio.imread(p) for p in paths]
+    width = max(c.shape[2] for c in clips)
+    with FrameWriter(combined, fps=10) as writer:
+        for i in range(min(len(c) for c in clips)):
+            writer.write(np.concatenate([np.pad(c[i], ((0, 0), (0, width - c.shape[2]), (0, 0))) for c in clips]))
+    print(f"[reproduce] side-by-side video (top to bottom: {', '.join(m for m, _ in VIDEO_MODELS)}): {combined}")
+    return combined
 
 
 def _f(v: Any) -> str:

@@ -28,7 +28,9 @@ def test_reproduce_smoke_runs_every_stage(synthetic_root, tmp_path):
     out = tmp_path / "reproduce"
     small = [f"data.root={synthetic_root}", "data.image_size=[48,176]", "data.num_workers=0",
              "model.encoder.depth=18", "trainer.batch_size=1", "loss.rays_per_element=64", "renderer.num_samples=8"]
-    args = [sys.executable, "-m", "bts.reproduce", "--smoke", "--out", str(out)]
+    args = [sys.executable, "-m", "bts.reproduce", "--smoke", "--out", str(out), "--render-override",
+            "render.num_samples=8", "--render-override", "bev.resolution=[16,16]", "--render-override",
+            "bev.num_slices=8"]
     for o in small:
         args += ["--override", o]
     env = {**os.environ, "BTS_CACHE_DIR": str(tmp_path / "cache")}
@@ -43,6 +45,11 @@ def test_reproduce_smoke_runs_every_stage(synthetic_root, tmp_path):
     assert empty["ie_rec"] == 1.0  # the all-empty baseline predicts every hidden empty cell right
     assert "| KDBTS |" in (out / "results.md").read_text()
     assert {"train bts", "train mvbts", "train kdbts"} <= set(summary["stages"])
+    import imageio.v3 as iio
+
+    frames = iio.imread(out / summary["video"])
+    single = iio.imread(out / "videos" / "bts.mp4")
+    assert len(frames) == 2 and frames.shape[1] >= 3 * single.shape[1] - 6  # three models stacked
     # A second run resumes: every stage is done already.
     again = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "train bts: done already" in again.stdout

@@ -36,9 +36,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--protocols", nargs="+", default=["bts", "exact"])
     p.add_argument("--size", nargs=2, type=int, default=[192, 640])
+    p.add_argument("--sequences", type=int, default=3, help="of the small synthetic city (6: the reproduction's)")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
-    root = ensure_synthetic_city(sequences=3, frames=100, seed=0, size="small")
+    root = ensure_synthetic_city(sequences=a.sequences, frames=100, seed=0, size="small")
     cfg = Kitti360Config(image_size=tuple(a.size), frames=FrameSelection(num_timesteps=1, stereo=False, fisheye=False))
     dataset = Kitti360Dataset(root, root / "splits" / "test_files.txt", cfg)
     with tempfile.TemporaryDirectory() as tmp:

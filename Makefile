@@ -42,6 +42,8 @@ test: $(STAMP)
 benchmark: $(STAMP)
 	$(BIN)/python -m datasets.benchmark
 	$(BIN)/python -m bts.benchmarks
+	$(BIN)/python -m evaluation.benchmark
+	$(BIN)/python -m bts.visualization.benchmark
 
 clean-venv:
 	rm -rf $(VENV)

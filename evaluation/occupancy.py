@@ -139,10 +139,7 @@ def evaluate_occupancy(loaded: LoadedModel, dataset: Kitti360Dataset, protocol: 
     """Evaluate ``loaded`` on ``dataset`` (all datapoints, or ``indices``) under ``protocol``."""
     if prediction not in PREDICTIONS:
         raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
-    indices = list(range(len(dataset))) if indices is None else list(indices)
-    bad = [i for i in indices if not 0 <= i < len(dataset)]
-    if bad:
-        raise ValueError(f"frame indices {bad} are outside the split ({len(dataset)} datapoints)")
+    indices = frame_indices(len(dataset), indices, None)
     result = OccupancyResult(
         protocol=protocol.describe(),
         model={"checkpoint": str(loaded.checkpoint), "kind": loaded.kind, "description": loaded.description,

@@ -11,10 +11,14 @@ its wall-clock time recorded in ``<out>/stages.json``:
 4. ``evaluation/occupancy.py protocol=exact`` (which also scores under ``bts``) for BTS, MVBTS with one input view and
    with its multi-view subsets, KDBTS, and two trivial baselines (all empty; occupied behind BTS's depth);
    ``evaluation/depth.py`` against the exact depth when that tool is present;
-5. ``<out>/results.json`` and ``<out>/results.md`` (the README table).
+5. ``python -m evaluation.compare`` on the occluded points of the exact truth, for decisions.md §11's questions
+   (is the teacher better than BTS where BTS is wrong? do more views help? does the student fit the teacher?);
+6. ``<out>/results.json`` and ``<out>/results.md`` (the README tables).
 
 A stage whose output exists is skipped (delete it or pass ``--force`` to redo it), so an interrupted run resumes.
-Checkpoints are not committed. ``--smoke`` runs every stage for two steps on one frame (the test suite does this).
+Checkpoints are not committed. ``--smoke`` runs every stage for two steps on one frame (the test suite does this). ``--continue-from <earlier out>``
+gives a larger budget without retraining: BTS and MVBTS resume from the earlier run's checkpoints and train on to the
+new step counts, KDBTS distils the longer-trained teacher afresh.
 """
 
 from __future__ import annotations
@@ -83,9 +87,12 @@ def machine() -> str:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("outputs/reproduce"))
-    p.add_argument("--mvbts-steps", type=int, default=400)
-    p.add_argument("--kdbts-steps", type=int, default=400)
+    p.add_argument("--mvbts-steps", type=int, default=None, help="default: 400 (2 with --smoke)")
+    p.add_argument("--kdbts-steps", type=int, default=None, help="default: 400 (2 with --smoke)")
     p.add_argument("--bts-steps", type=int, default=None, help="default: MVBTS + KDBTS steps (the same budget)")
+    p.add_argument("--continue-from", type=Path, default=None,
+                   help="an earlier reproduction folder: BTS and MVBTS resume from its last checkpoints and train on "
+                   "to the new step counts (a larger budget without retraining); KDBTS distils the new teacher afresh")
     p.add_argument("--max-frames", type=int, default=None, help="evaluate at most this many test frames")
     p.add_argument("--frame-stride", type=int, default=3, help="evaluate every n-th test frame (neighbours are "
                    "nearly the same view)")
@@ -94,17 +101,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                    help="extra override for every occupancy evaluation (evaluation/occupancy.py)")
     p.add_argument("--depth-override", action="append", default=[],
                    help="extra override for every depth evaluation (evaluation/depth.py)")
-    p.add_argument("--video-frames", type=int, default=40, help="frames of the side-by-side test-sequence video "
-                   "(0: none)")
+    p.add_argument("--video-frames", type=int, default=None, help="frames of the side-by-side test-sequence video "
+                   "(0: none; default 40, 2 with --smoke)")
     p.add_argument("--render-override", action="append", default=[], help="extra override for render_novel_view.py")
     p.add_argument("--smoke", action="store_true", help="two steps per stage, one test frame (for the test suite)")
     p.add_argument("--force", action="store_true", help="redo stages whose output exists")
     p.add_argument("--dry-run", action="store_true", help="print the commands only")
     a = p.parse_args(argv)
+    default_steps = 2 if a.smoke else 400
+    a.video_frames = 40 if a.video_frames is None and not a.smoke else a.video_frames
+    a.mvbts_steps = default_steps if a.mvbts_steps is None else a.mvbts_steps
+    a.kdbts_steps = default_steps if a.kdbts_steps is None else a.kdbts_steps
     if a.smoke:
-        a.mvbts_steps = a.kdbts_steps = 2
         a.max_frames = 1
-        a.video_frames = 2
+        a.video_frames = 2 if a.video_frames is None else a.video_frames
         a.override += ["trainer.validate_every=1000", "trainer.checkpoint_every=1000", "trainer.val_samples=1"]
     bts_steps = a.bts_steps if a.bts_steps is not None else a.mvbts_steps + a.kdbts_steps
     out = a.out.resolve()
@@ -114,6 +124,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ckpt["kdbts_single_view"] = out / "kdbts" / "checkpoints" / "last_single_view.pt"
 
     def train(name: str, steps: int, extra: list[str]) -> None:
+        if a.continue_from is not None and name != "kdbts":
+            earlier = a.continue_from.resolve() / name / "checkpoints" / "last.pt"
+            if not earlier.is_file():
+                raise FileNotFoundError(f"--continue-from {a.continue_from}: no {name} checkpoint at {earlier}")
+            extra = [*extra, f"trainer.resume_from={earlier}"]
         runner.stage(f"train {name}", out / name / "stage_done.json",
                      [py, "train.py", "-cn", name, "preset=reproduce", f"trainer.max_steps={steps}",
                       f"hydra.run.dir={out / name}", *extra, *a.override], marker=True)
@@ -130,7 +145,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         folder = out / "eval" / _slug(name)
         runner.stage(f"evaluate {name}", folder / "results.json",
                      [py, "evaluation/occupancy.py", f"checkpoint={ckpt[stage]}", "protocol=exact", *extra, *limit,
-                      f"output_dir={folder}", *a.eval_override])
+                      "save_predictions=true", f"output_dir={folder}", *a.eval_override])
         depth_tool = REPO / "evaluation" / "depth.py"
         if depth_tool.is_file() and "prediction" not in " ".join(extra):
             runner.stage(f"depth {name}", folder / "depth" / "results.json",
@@ -146,16 +161,41 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if depth_file.is_file():
             row["depth"] = json.loads(depth_file.read_text()).get("metrics")
         rows.append(row)
+    diagnosis = diagnose(runner, py, out)
     videos = side_by_side_video(runner, py, out, ckpt, a.video_frames, a.render_override) if a.video_frames else None
     if a.dry_run:
         return {}
     summary = {"machine": machine(), "steps": {"bts": bts_steps, "mvbts": a.mvbts_steps, "kdbts": a.kdbts_steps},
-               "stages": runner.stages, "rows": rows,
+               "continued_from": str(a.continue_from) if a.continue_from is not None else None,
+               "stages": runner.stages, "rows": rows, "diagnosis": diagnosis,
                "video": str(videos.relative_to(out)) if videos else None}
     (out / "results.json").write_text(json.dumps(summary, indent=2))
     (out / "results.md").write_text(markdown(summary))
     print((out / "results.md").read_text())
     return summary
+
+
+# decisions.md §11's questions, answered point by point on the occluded points of the exact truth
+# (python -m evaluation.compare A B): (question, A, B) with A and B names of EVALUATIONS.
+DIAGNOSIS = (
+    ("is the teacher better than BTS where BTS is wrong?", "BTS", "MVBTS, stereo_temporal"),
+    ("do more views help MVBTS?", "MVBTS, mono", "MVBTS, stereo_temporal"),
+    ("does the student fit the teacher?", "MVBTS, stereo_temporal", "KDBTS"),
+    ("does KDBTS beat BTS?", "BTS", "KDBTS"),
+)
+
+
+def diagnose(runner: Runner, py: str, out: Path) -> list[dict[str, Any]]:
+    """Run ``evaluation.compare`` for each question of :data:`DIAGNOSIS`; returns its numbers."""
+    found = []
+    for question, a, b in DIAGNOSIS:
+        target = out / "diagnosis" / f"{_slug(a)}__vs__{_slug(b)}.json"
+        runner.stage(f"compare {a} / {b}", target,
+                     [py, "-m", "evaluation.compare", str(out / "eval" / _slug(a)), str(out / "eval" / _slug(b)),
+                      "--names", a, b, "--json", str(target)])
+        if not runner.dry_run:
+            found.append({"question": question, **json.loads(target.read_text())})
+    return found
 
 
 VIDEO_MODELS = (("BTS", "bts"), ("MVBTS", "mvbts"), ("KDBTS", "kdbts_single_view"))
@@ -222,6 +262,17 @@ def markdown(summary: dict[str, Any]) -> str:
         lines.append(f"| {r['model']} | {_f(e.get('o_acc'))} | {_f(e.get('ie_acc'))} | {_f(e.get('ie_rec'))} | "
                      f"{_f(b.get('o_acc'))} | {_f(b.get('ie_acc'))} | {_f(b.get('ie_rec'))} | "
                      f"{_f(d.get('abs_rel'))} | {_f(d.get('a1'))} |")
+    if summary.get("diagnosis"):
+        lines += ["", "| question (A vs B, exact truth, occluded points pooled) | IE_acc A / B | IE_rec A / B "
+                  "| B right where A wrong (occupied / empty truth) | net gain of B | agreement (occluded) "
+                  "| density L1 (clipped) |", "|---|---|---|---|---|---|---|"]
+        for d in summary["diagnosis"]:
+            ma, mb, w, g = d["models"]["a"], d["models"]["b"], d["where_a_is_wrong"], d["agreement"]
+            lines.append(f"| {d['question']} ({d['a']} vs {d['b']}) | {_f(ma['ie_acc'])} / {_f(mb['ie_acc'])} "
+                         f"| {_f(ma['ie_rec'])} / {_f(mb['ie_rec'])} | {_f(w['b_right'])} "
+                         f"({_f(w['b_right_on_occupied'])} / {_f(w['b_right_on_empty'])}) "
+                         f"| {d['occluded_net_gain_of_b']:+.4f} | {_f(g['occluded'])} "
+                         f"| {_f(g.get('density_l1_clipped'))} |")
     steps = summary["steps"]
     stages = ", ".join(f"{k} {v['seconds'] / 60:.1f} min" for k, v in summary["stages"].items())
     lines += ["", f"Machine: {summary['machine']}. Steps: BTS {steps['bts']}, MVBTS {steps['mvbts']}, "

@@ -8,7 +8,8 @@ the frames listed in ``figures``) into the output folder. Model-independent grou
 
 Options (see ``configs/eval_occupancy.yaml``): ``protocol=bts|exact`` with its parameters (``protocol.num_scans=...``),
 ``views=stereo``, ``prediction=empty|behind_depth`` (trivial baselines), ``max_frames=N``, ``frames=[0,5]``,
-``figures=[0]``, ``cache=false``, ``device=cpu|cuda``.
+``figures=[0]``, ``cache=false``, ``device=cpu|cuda``, ``save_predictions=true`` (per-point predictions and truth in
+``predictions.npz``, which ``python -m evaluation.compare`` reads to compare two models point by point).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ log = logging.getLogger("evaluation.occupancy")
 
 METRICS = ("o_acc", "ie_acc", "ie_rec", "o_prec", "o_rec", "ie_prec")
 PREDICTIONS = ("density", "empty", "behind_depth")
+PREDICTION_TRUTH = ("exact_occupied", "exact_visible", "occupied", "visible_first_scan")
 
 
 @dataclass
@@ -55,6 +57,19 @@ class OccupancyResult:
     data: dict[str, Any]
     per_frame: list[dict[str, Any]] = field(default_factory=list)
     timing: dict[str, float] = field(default_factory=dict)
+    predictions: dict[str, list[Any]] = field(default_factory=dict)
+
+    def keep(self, frame: str, occupied: torch.Tensor, sigma: torch.Tensor | None, gt: dict[str, torch.Tensor]) -> None:
+        """Keep one frame's per-point prediction (and density) with the model-independent truth of the protocol:
+        ``exact_occupied`` / ``exact_visible`` under ``exact``, the lidar votes' ``occupied`` / ``visible_first_scan``
+        under both."""
+        rows = {"frame": frame, "pred_occupied": occupied.bool().numpy(),
+                "sigma": (sigma if sigma is not None else torch.full(occupied.shape, math.nan)).float().numpy()}
+        for key in PREDICTION_TRUTH:
+            if key in gt:
+                rows[key] = gt[key].bool().numpy()
+        for key, value in rows.items():
+            self.predictions.setdefault(key, []).append(value)
 
     def groups(self) -> list[str]:
         names: list[str] = []
@@ -105,8 +120,9 @@ class OccupancyResult:
 
 @torch.no_grad()
 def predict(loaded: LoadedModel, protocol: OccupancyProtocol, frame: Frame, prediction: str,
-            chunk_points: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The model's occupancy at the protocol's points and (when the protocol needs it) its depth map."""
+            chunk_points: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """The model's occupancy at the protocol's points, (when the protocol needs it) its depth map, and (for
+    ``prediction=density``) the densities the occupancy was thresholded from."""
     item = frame.item
     images, intr, c2w = item["images"][None], item["intrinsics"][None], item["cam_to_world"][None]
     encoded = loaded.encode(images, intr, c2w)
@@ -122,21 +138,25 @@ def predict(loaded: LoadedModel, protocol: OccupancyProtocol, frame: Frame, pred
             depth = render_depth(density_fn, intr[:, 0].to(dev), c2w[:, 0].to(dev), h, w, renderer,
                                  jitter=p.depth_jitter)[0].cpu()
     points = protocol.points_cam()
+    sigma = None
     if prediction == "density":
         sigma, _ = query_density(density_fn, points[None].to(dev), chunk_points)
-        occupied = sigma[0].cpu() > p.sigma_threshold
+        sigma = sigma[0].cpu()
+        occupied = sigma > p.sigma_threshold
     elif prediction == "empty":
         occupied = torch.zeros(len(points), dtype=torch.bool)
     else:  # behind_depth: everything behind the model's depth is occupied
         occupied = ~visible_from_depth(points, depth, item["intrinsics"][0], p.depth_lookup_align_corners)
-    return occupied, depth
+    return occupied, depth, sigma
 
 
 def evaluate_occupancy(loaded: LoadedModel, dataset: Kitti360Dataset, protocol: OccupancyProtocol,
                        cache: GroundTruthCache, *, indices: list[int] | None = None, prediction: str = "density",
                        chunk_points: int = 100_000, figures: tuple[int, ...] = (), figure_dir: Path | None = None,
-                       progress: bool = True, data_info: dict[str, Any] | None = None) -> OccupancyResult:
-    """Evaluate ``loaded`` on ``dataset`` (all datapoints, or ``indices``) under ``protocol``."""
+                       progress: bool = True, data_info: dict[str, Any] | None = None,
+                       keep_predictions: bool = False) -> OccupancyResult:
+    """Evaluate ``loaded`` on ``dataset`` (all datapoints, or ``indices``) under ``protocol``. With
+    ``keep_predictions`` the per-point predictions and model-independent truth are kept for ``predictions.npz``."""
     if prediction not in PREDICTIONS:
         raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
     indices = frame_indices(len(dataset), indices, None)
@@ -153,7 +173,7 @@ def evaluate_occupancy(loaded: LoadedModel, dataset: Kitti360Dataset, protocol: 
         t0 = time.perf_counter()
         gt, hit = cache.get(protocol, frame)
         t1 = time.perf_counter()
-        occupied, depth = predict(loaded, protocol, frame, prediction, chunk_points)
+        occupied, depth, sigma = predict(loaded, protocol, frame, prediction, chunk_points)
         t2 = time.perf_counter()
         metrics = protocol.score(gt, occupied, depth, frame)
         t_gt += t1 - t0
@@ -163,6 +183,8 @@ def evaluate_occupancy(loaded: LoadedModel, dataset: Kitti360Dataset, protocol: 
             t_gt_cold += t1 - t0
         result.per_frame.append({"index": i, "frame": frame.name, "num_scans": int(gt["num_scans"]),
                                  "gt_cached": hit, "metrics": metrics})
+        if keep_predictions:
+            result.keep(frame.name, occupied, sigma, gt)
         if i in figures and figure_dir is not None:
             from evaluation.figures import occupancy_figure  # noqa: PLC0415
 
@@ -177,6 +199,12 @@ def evaluate_occupancy(loaded: LoadedModel, dataset: Kitti360Dataset, protocol: 
 
 def write_outputs(result: OccupancyResult, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
+    if result.predictions:
+        # [frames, points] arrays, in the order of per_frame; read by `python -m evaluation.compare`.
+        arrays = {k: np.stack(v) for k, v in result.predictions.items() if k != "frame"}
+        np.savez_compressed(out_dir / "predictions.npz", frame=np.asarray(result.predictions["frame"]),
+                            protocol=np.asarray(json.dumps(result.protocol, default=float)),
+                            model=np.asarray(json.dumps(result.model, default=str)), **arrays)
     (out_dir / "results.json").write_text(json.dumps(result.to_json(), indent=2, default=float))
     groups = result.groups()
     with open(out_dir / "per_frame.csv", "w", newline="") as f:
@@ -214,7 +242,8 @@ def run(cfg: DictConfig, out_dir: Path) -> OccupancyResult:
                                 figure_dir=out_dir / "figures",
                                 data_info={"name": data.get("name"), "split": cfg.split, "data_from": source,
                                            "image_size": list(data.image_size),
-                                           "pixel_convention": data.get("pixel_convention", "center")})
+                                           "pixel_convention": data.get("pixel_convention", "center")},
+                                keep_predictions=cfg.save_predictions)
     write_outputs(result, out_dir)
     return result
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -23,7 +24,9 @@ from datasets.kitti_360.frames import FrameSelection
 from datasets.synthetic import load_scene
 from evaluation.gt_cache import GroundTruthCache
 from evaluation.lidar_occupancy import lidar_votes, polar_profile, query_grid, vote_threshold
-from evaluation.occupancy import evaluate_occupancy
+from bts.models.kdbts import KD_CLIP
+from evaluation.compare import compare, load_predictions, table
+from evaluation.occupancy import evaluate_occupancy, write_outputs
 from evaluation.protocols import BtsProtocol, Frame, build_protocol
 
 REPO = Path(__file__).resolve().parents[2]
@@ -248,10 +251,23 @@ def test_entry_point_runs_on_the_synthetic_city(synthetic_root, tiny_checkpoint,
     summary = subprocess.run([sys.executable, "-m", "evaluation.summary", str(out / "results.json"), "--markdown"],
                              cwd=REPO, capture_output=True, text=True, check=True).stdout
     assert "| bts | exact |" in summary and "| bts | bts |" in summary
-    # The second run reads the cached ground truth.
-    proc = _run_entry(args[:-3] + [f"output_dir={tmp_path / 'eval2'}", "protocol=exact"], tmp_path)
+    # The second run reads the cached ground truth, and keeps its per-point predictions for evaluation.compare.
+    proc = _run_entry(args[:-3] + [f"output_dir={tmp_path / 'eval2'}", "protocol=exact", "save_predictions=true"],
+                      tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "cache hits 2, misses 0" in proc.stdout
+    with np.load(tmp_path / "eval2" / "predictions.npz") as saved:
+        assert saved["pred_occupied"].shape == saved["exact_occupied"].shape == (2, 12800)
+        assert saved["sigma"].dtype == np.float32 and np.isfinite(saved["sigma"]).all()
+    same = subprocess.run([sys.executable, "-m", "evaluation.compare", str(tmp_path / "eval2"), str(tmp_path / "eval2"),
+                           "--json", str(tmp_path / "cmp.json")], cwd=REPO, capture_output=True, text=True)
+    assert same.returncode == 0, same.stderr[-3000:]
+    cmp = json.loads((tmp_path / "cmp.json").read_text())
+    assert cmp["agreement"]["all"] == 1.0 and cmp["agreement"]["density_l1_clipped"] == 0.0
+    assert cmp["models"]["a"]["o_acc"] == pytest.approx(result["metrics"]["exact"]["o_acc"])
+    missing = subprocess.run([sys.executable, "-m", "evaluation.compare", str(out), str(tmp_path / "eval2")],
+                             cwd=REPO, capture_output=True, text=True)
+    assert missing.returncode != 0 and "save_predictions=true" in missing.stderr
 
 
 def test_entry_point_refuses_a_file_that_is_no_checkpoint_and_an_unknown_key(tmp_path):
@@ -286,3 +302,55 @@ def test_frame_selection_with_stride_and_limit():
         frame_indices(10, None, None, 0)
     with pytest.raises(ValueError, match=r"\[12\]"):
         frame_indices(10, [12], None)
+
+
+# --- point-by-point comparison of two models (evaluation.compare) ------------------------------------------------
+
+def _saved(root, tmp_path, name, protocol="exact", empty=False, indices=(0, 1)):
+    result = _oracle_run(root, build_protocol(protocol), empty=empty, indices=list(indices), keep_predictions=True)
+    write_outputs(result, tmp_path / name)
+    return tmp_path / name
+
+
+def test_compare_an_oracle_against_an_empty_model(synthetic_root, tmp_path):
+    empty = load_predictions(_saved(synthetic_root, tmp_path, "empty", empty=True), "empty")
+    oracle = load_predictions(_saved(synthetic_root, tmp_path, "oracle"), "oracle")
+    hidden = ~empty.visible
+    occupied_hidden = empty.truth & hidden
+    assert occupied_hidden.any() and (hidden & ~empty.truth).any()
+    r = compare(empty, oracle)
+    assert r["occluded_points"] == int(hidden.sum())
+    assert r["occluded_occupied_fraction"] == pytest.approx(occupied_hidden.sum() / hidden.sum())
+    # The empty model is wrong exactly on the occluded occupied points, and the oracle is right on all of them.
+    assert r["where_a_is_wrong"]["points"] == int(occupied_hidden.sum())
+    assert r["where_a_is_wrong"]["b_right"] == 1.0 and r["where_a_is_wrong"]["b_right_on_occupied"] == 1.0
+    assert math.isnan(r["where_a_is_wrong"]["b_right_on_empty"])
+    assert r["where_b_is_wrong"]["points"] == 0
+    assert r["occluded_net_gain_of_b"] == pytest.approx(r["occluded_occupied_fraction"])
+    assert r["models"]["a"]["ie_rec"] == 1.0 and r["models"]["a"]["occluded_occupied_found"] == 0.0
+    assert r["models"]["b"]["ie_acc"] == 1.0 and r["models"]["b"]["occluded_occupied_found"] == 1.0
+    # Agreement: the two differ exactly where the scene is occupied; the clipped density gap is KD_CLIP there.
+    assert r["agreement"]["all"] == pytest.approx(1 - empty.truth.mean())
+    assert r["agreement"]["b_recall_of_a_occupied"] != r["agreement"]["b_recall_of_a_occupied"]  # A has none: NaN
+    assert r["agreement"]["b_precision_wrt_a_occupied"] == 0.0
+    assert r["agreement"]["density_l1_clipped"] == pytest.approx(KD_CLIP * empty.truth.mean())
+    assert "B right on 1.0000" in table(r)
+    reverse = compare(oracle, empty)
+    assert reverse["where_b_is_wrong"]["points"] == r["where_a_is_wrong"]["points"]
+    assert reverse["occluded_net_gain_of_b"] == pytest.approx(-r["occluded_net_gain_of_b"])
+
+
+def test_compare_refuses_other_frames_other_protocols_and_missing_truth(synthetic_root, tmp_path):
+    two = load_predictions(_saved(synthetic_root, tmp_path, "two"))
+    one = load_predictions(_saved(synthetic_root, tmp_path, "one", indices=(0,)))
+    with pytest.raises(ValueError, match="different frames"):
+        compare(two, one)
+    other = _oracle_run(synthetic_root, build_protocol("exact", {"num_scans": 5}), indices=[0, 1],
+                        keep_predictions=True)
+    write_outputs(other, tmp_path / "other")
+    with pytest.raises(ValueError, match="num_scans"):
+        compare(two, load_predictions(tmp_path / "other"))
+    with pytest.raises(ValueError, match="protocol=exact"):
+        load_predictions(_saved(synthetic_root, tmp_path, "lidar", protocol="bts"))
+    with pytest.raises(FileNotFoundError, match="save_predictions=true"):
+        load_predictions(tmp_path / "nowhere")

@@ -50,6 +50,22 @@ def test_reproduce_smoke_runs_every_stage(synthetic_root, tmp_path):
     frames = iio.imread(out / summary["video"])
     single = iio.imread(out / "videos" / "bts.mp4")
     assert len(frames) == 2 and frames.shape[1] >= 3 * single.shape[1] - 6  # three models stacked
+    # decisions.md §11's questions, answered point by point on the occluded points.
+    questions = [d["question"] for d in summary["diagnosis"]]
+    assert len(questions) == 4 and "does the student fit the teacher?" in questions
+    fit = next(d for d in summary["diagnosis"] if d["question"] == "does the student fit the teacher?")
+    assert (fit["a"], fit["b"]) == ("MVBTS, stereo_temporal", "KDBTS")
+    assert 0.0 <= fit["agreement"]["all"] <= 1.0 and fit["agreement"]["density_l1_clipped"] >= 0.0
+    assert "does the student fit the teacher? (MVBTS, stereo_temporal vs KDBTS)" in (out / "results.md").read_text()
     # A second run resumes: every stage is done already.
     again = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "train bts: done already" in again.stdout
+    # A larger budget continues the first run's BTS and MVBTS instead of training them again.
+    more = args[:args.index("--out")] + ["--out", str(tmp_path / "more"), "--continue-from", str(out),
+                                         "--mvbts-steps", "3", "--video-frames", "0"] + args[args.index("--out") + 2:]
+    proc = subprocess.run(more, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert "trainer.resume_from=" in proc.stdout
+    assert (tmp_path / "more" / "bts" / "checkpoints" / "step_5.pt").is_file()   # resumed at 4, on to 3 + 2
+    assert (tmp_path / "more" / "mvbts" / "checkpoints" / "step_3.pt").is_file()   # resumed at 2
+    assert json.loads((tmp_path / "more" / "results.json").read_text())["continued_from"] == str(out)

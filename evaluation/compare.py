@@ -1,0 +1,177 @@
+"""Compare two models point by point on the same frames: ``python -m evaluation.compare A B [--names a b]``.
+
+``A`` and ``B`` are output folders (or ``predictions.npz`` files) of ``evaluation/occupancy.py protocol=exact
+save_predictions=true`` on the same frames. The comparison uses the exact truth of the synthetic city and its
+model-independent visibility (ray-cast from the input camera), so both models are judged on the same occluded
+points, unlike the ``bts`` protocol whose occluded set depends on each model's own depth.
+
+It answers the questions decisions.md §11 asks when KDBTS does not beat BTS:
+
+- is the teacher better than BTS where BTS is wrong? (``A = BTS, B = MVBTS``): of the occluded points A gets wrong,
+  the fraction B gets right, split into occupied and empty truth, and the reverse;
+- does the student fit the teacher? (``A = MVBTS teacher, B = KDBTS student``): how often their occupancy decisions
+  agree, how much of the teacher's occupancy the student reproduces, and the distillation loss itself (L1 between
+  densities clipped as in training) on the evaluation points.
+
+Counts are pooled over all points of all frames (many frames have few occluded points, so per-frame means are
+noisy). Prints a table; ``--json`` writes the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bts.models.kdbts import KD_CLIP  # noqa: E402
+
+REQUIRED = ("pred_occupied", "sigma", "exact_occupied", "exact_visible")
+
+
+@dataclass
+class Predictions:
+    """One model's per-point predictions on a list of frames, with the exact truth (``[frames, points]`` arrays)."""
+
+    path: Path
+    name: str
+    frames: list[str]
+    protocol: dict[str, Any]
+    model: dict[str, Any]
+    occupied: np.ndarray
+    sigma: np.ndarray
+    truth: np.ndarray
+    visible: np.ndarray
+
+
+def load_predictions(path: Path | str, name: str | None = None) -> Predictions:
+    """Read ``predictions.npz`` (or the folder holding it); clear errors for a missing file or another protocol."""
+    path = Path(path)
+    file = path / "predictions.npz" if path.is_dir() else path
+    if not file.is_file():
+        raise FileNotFoundError(f"{file} does not exist: run `python evaluation/occupancy.py checkpoint=... "
+                                "protocol=exact save_predictions=true output_dir=...` first")
+    with np.load(file, allow_pickle=False) as data:
+        missing = [k for k in REQUIRED if k not in data.files]
+        if missing:
+            hint = (" (the exact truth is only there with protocol=exact on the synthetic city)"
+                    if any(k.startswith("exact") for k in missing) else "")
+            raise ValueError(f"{file} lacks {missing}{hint}")
+        protocol = json.loads(str(data["protocol"]))
+        model = json.loads(str(data["model"]))
+        arrays = {k: data[k] for k in REQUIRED}
+        frames = [str(f) for f in data["frame"]]
+    shapes = {k: v.shape for k, v in arrays.items()}
+    if len(set(shapes.values())) != 1 or len(frames) != arrays["pred_occupied"].shape[0]:
+        raise ValueError(f"{file}: inconsistent array shapes {shapes} for {len(frames)} frames")
+    return Predictions(file, name or model.get("description") or file.parent.name, frames, protocol, model,
+                       arrays["pred_occupied"].astype(bool), arrays["sigma"].astype(np.float64),
+                       arrays["exact_occupied"].astype(bool), arrays["exact_visible"].astype(bool))
+
+
+def _frac(mask: np.ndarray, within: np.ndarray) -> float:
+    n = int(within.sum())
+    return float((mask & within).sum() / n) if n else float("nan")
+
+
+def _check_same(a: Predictions, b: Predictions) -> None:
+    if a.protocol != b.protocol:
+        diff = sorted(k for k in set(a.protocol) | set(b.protocol) if a.protocol.get(k) != b.protocol.get(k))
+        raise ValueError(f"{a.path} and {b.path} were evaluated under different protocol parameters: {diff}")
+    if a.frames != b.frames:
+        only = sorted(set(a.frames) ^ set(b.frames))[:5]
+        raise ValueError(f"{a.path} and {b.path} hold different frames (e.g. {only}); evaluate both with the same "
+                         "split, frames, frame_stride and max_frames")
+    if not (np.array_equal(a.truth, b.truth) and np.array_equal(a.visible, b.visible)):
+        raise ValueError(f"{a.path} and {b.path} have different exact truth for the same frames (another city?)")
+
+
+def compare(a: Predictions, b: Predictions) -> dict[str, Any]:
+    """Point-by-point comparison of ``b`` against ``a`` (see the module docstring)."""
+    _check_same(a, b)
+    truth, hidden = a.truth, ~a.visible
+    a_ok, b_ok = a.occupied == truth, b.occupied == truth
+    out: dict[str, Any] = {
+        "a": a.name, "b": b.name, "frames": len(a.frames), "points": int(truth.size),
+        "occluded_points": int(hidden.sum()),
+        "occluded_occupied_fraction": _frac(truth, hidden),
+        "models": {},
+    }
+    for tag, p, ok in (("a", a, a_ok), ("b", b, b_ok)):
+        out["models"][tag] = {
+            "name": p.name,
+            "o_acc": float(ok.mean()),
+            "ie_acc": _frac(ok, hidden),                           # pooled over the occluded points
+            "ie_rec": _frac(~p.occupied, hidden & ~truth),         # occluded empty found empty
+            "occluded_occupied_found": _frac(p.occupied, hidden & truth),
+            "predicted_occupied_fraction": float(p.occupied.mean()),
+        }
+    a_wrong, b_wrong = hidden & ~a_ok, hidden & ~b_ok
+    out["where_a_is_wrong"] = {
+        "points": int(a_wrong.sum()),
+        "b_right": _frac(b_ok, a_wrong),
+        "b_right_on_occupied": _frac(b_ok, a_wrong & truth),      # occupancy A missed that B finds
+        "b_right_on_empty": _frac(b_ok, a_wrong & ~truth),        # A's false occupancy that B clears
+    }
+    out["where_b_is_wrong"] = {"points": int(b_wrong.sum()), "a_right": _frac(a_ok, b_wrong)}
+    out["occluded_net_gain_of_b"] = _frac(b_ok & ~a_ok, hidden) - _frac(a_ok & ~b_ok, hidden)
+    same = a.occupied == b.occupied
+    out["agreement"] = {
+        "all": float(same.mean()),
+        "occluded": _frac(same, hidden),
+        "b_recall_of_a_occupied": _frac(b.occupied, a.occupied),
+        "b_precision_wrt_a_occupied": _frac(a.occupied, b.occupied),
+    }
+    if np.isfinite(a.sigma).all() and np.isfinite(b.sigma).all():
+        l1 = np.abs(np.clip(a.sigma, 0, KD_CLIP) - np.clip(b.sigma, 0, KD_CLIP))
+        out["agreement"]["density_l1_clipped"] = float(l1.mean())
+        out["agreement"]["density_l1_clipped_occluded"] = float(l1[hidden].mean()) if hidden.any() else float("nan")
+    return out
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+
+def table(result: dict[str, Any]) -> str:
+    a, b = result["models"]["a"], result["models"]["b"]
+    lines = [f"compare (exact truth, pooled over {result['frames']} frames, {result['points']} points, "
+             f"{result['occluded_points']} occluded, {result['occluded_occupied_fraction']:.3f} of them occupied)",
+             f"{'':<34}{'A: ' + a['name']:>24}{'B: ' + b['name']:>24}"]
+    for key in ("o_acc", "ie_acc", "ie_rec", "occluded_occupied_found", "predicted_occupied_fraction"):
+        lines.append(f"{key:<34}{_fmt(a[key]):>24}{_fmt(b[key]):>24}")
+    w = result["where_a_is_wrong"]
+    lines.append(f"occluded points A gets wrong: {w['points']}; B right on {_fmt(w['b_right'])} of them "
+                 f"(occupied truth {_fmt(w['b_right_on_occupied'])}, empty truth {_fmt(w['b_right_on_empty'])})")
+    r = result["where_b_is_wrong"]
+    lines.append(f"occluded points B gets wrong: {r['points']}; A right on {_fmt(r['a_right'])} of them; "
+                 f"net gain of B on the occluded points {result['occluded_net_gain_of_b']:+.4f}")
+    lines.append("agreement: " + ", ".join(f"{k} {_fmt(v)}" for k, v in result["agreement"].items()))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("a", type=Path, help="evaluation folder (or predictions.npz) of model A")
+    p.add_argument("b", type=Path, help="evaluation folder (or predictions.npz) of model B")
+    p.add_argument("--names", nargs=2, metavar=("A", "B"), help="names for the table (default: the models')")
+    p.add_argument("--json", type=Path, help="write the numbers here")
+    args = p.parse_args(argv)
+    names = args.names or (None, None)
+    result = compare(load_predictions(args.a, names[0]), load_predictions(args.b, names[1]))
+    print(table(result))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()

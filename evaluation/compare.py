@@ -13,6 +13,11 @@ It answers the questions decisions.md §11 asks when KDBTS does not beat BTS:
   agree, how much of the teacher's occupancy the student reproduces, and the distillation loss itself (L1 between
   densities clipped as in training) on the evaluation points.
 
+Per model it also reports two threshold-free or threshold-checking numbers: ``occluded_auc`` (does the density rank
+occluded occupied points above occluded empty ones?) and, at the *seen surface* (occupied points next to a visible
+point), the fraction marked occupied and the median density there (is the field sharp enough for ``sigma > 0.5``
+where the input view shows the object?).
+
 Counts are pooled over all points of all frames (many frames have few occluded points, so per-frame means are
 noisy). Prints a table; ``--json`` writes the numbers.
 """
@@ -27,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.ndimage import binary_dilation
+from scipy.stats import rankdata
 
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -49,6 +56,17 @@ class Predictions:
     sigma: np.ndarray
     truth: np.ndarray
     visible: np.ndarray
+    grid_size: tuple[int, int, int] | None = None  # (x, y, z) point counts of the protocol's grid
+
+    def seen_surface(self) -> np.ndarray | None:
+        """Occupied points next to a visible point in the grid (26-neighbourhood): the surface the input view sees,
+        where a model has direct evidence. ``None`` without the grid size."""
+        if self.grid_size is None:
+            return None
+        nx, ny, nz = self.grid_size
+        shape = (len(self.frames), ny, nz, nx)  # the grid's point order: y slowest, x fastest
+        near = binary_dilation(self.visible.reshape(shape), structure=np.ones((1, 3, 3, 3), dtype=bool))
+        return (self.truth.reshape(shape) & near).reshape(self.truth.shape)
 
 
 def load_predictions(path: Path | str, name: str | None = None) -> Predictions:
@@ -68,12 +86,35 @@ def load_predictions(path: Path | str, name: str | None = None) -> Predictions:
         model = json.loads(str(data["model"]))
         arrays = {k: data[k] for k in REQUIRED}
         frames = [str(f) for f in data["frame"]]
+        grid = tuple(int(n) for n in data["grid_size"]) if "grid_size" in data.files else _grid_size(protocol)
     shapes = {k: v.shape for k, v in arrays.items()}
     if len(set(shapes.values())) != 1 or len(frames) != arrays["pred_occupied"].shape[0]:
         raise ValueError(f"{file}: inconsistent array shapes {shapes} for {len(frames)} frames")
     return Predictions(file, name or model.get("description") or file.parent.name, frames, protocol, model,
                        arrays["pred_occupied"].astype(bool), arrays["sigma"].astype(np.float64),
-                       arrays["exact_occupied"].astype(bool), arrays["exact_visible"].astype(bool))
+                       arrays["exact_occupied"].astype(bool), arrays["exact_visible"].astype(bool), grid)
+
+
+def _grid_size(protocol: dict[str, Any]) -> tuple[int, int, int] | None:
+    """The grid size from the protocol's parameters (files written before ``grid_size`` was stored)."""
+    from evaluation.protocols import build_protocol  # noqa: PLC0415
+
+    params = {k: v for k, v in protocol.items() if k != "protocol"}
+    try:
+        return tuple(int(n) for n in build_protocol(protocol["protocol"], params).grid_size)
+    except (KeyError, ValueError, TypeError):
+        return None
+
+
+def ranking_auc(score: np.ndarray, label: np.ndarray) -> float:
+    """Area under the ROC curve of ``score`` for ``label`` (ties count half; NaN with one class only): the chance
+    that a random positive scores above a random negative. Threshold-free, unlike the occupancy metrics."""
+    score, label = score.ravel(), label.ravel().astype(bool)
+    n1, n0 = int(label.sum()), int((~label).sum())
+    if n1 == 0 or n0 == 0 or not np.isfinite(score).all():
+        return float("nan")
+    ranks = rankdata(score)
+    return float((ranks[label].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
 def _frac(mask: np.ndarray, within: np.ndarray) -> float:
@@ -104,6 +145,9 @@ def compare(a: Predictions, b: Predictions) -> dict[str, Any]:
         "occluded_occupied_fraction": _frac(truth, hidden),
         "models": {},
     }
+    surface = a.seen_surface()
+    if surface is not None:
+        out["seen_surface_points"] = int(surface.sum())
     for tag, p, ok in (("a", a, a_ok), ("b", b, b_ok)):
         out["models"][tag] = {
             "name": p.name,
@@ -112,7 +156,13 @@ def compare(a: Predictions, b: Predictions) -> dict[str, Any]:
             "ie_rec": _frac(~p.occupied, hidden & ~truth),         # occluded empty found empty
             "occluded_occupied_found": _frac(p.occupied, hidden & truth),
             "predicted_occupied_fraction": float(p.occupied.mean()),
+            # Does the density rank occluded occupied points above occluded empty ones, whatever the threshold?
+            "occluded_auc": ranking_auc(p.sigma[hidden], truth[hidden]),
         }
+        if surface is not None:  # is the density at the seen surface sharp enough for the threshold?
+            out["models"][tag]["seen_surface_found"] = _frac(p.occupied, surface)
+            out["models"][tag]["seen_surface_sigma_median"] = (float(np.median(p.sigma[surface]))
+                                                               if surface.any() else float("nan"))
     a_wrong, b_wrong = hidden & ~a_ok, hidden & ~b_ok
     out["where_a_is_wrong"] = {
         "points": int(a_wrong.sum()),
@@ -142,11 +192,14 @@ def _fmt(v: Any) -> str:
 
 def table(result: dict[str, Any]) -> str:
     a, b = result["models"]["a"], result["models"]["b"]
+    w = max(12, len(a["name"]), len(b["name"])) + 5
     lines = [f"compare (exact truth, pooled over {result['frames']} frames, {result['points']} points, "
              f"{result['occluded_points']} occluded, {result['occluded_occupied_fraction']:.3f} of them occupied)",
-             f"{'':<34}{'A: ' + a['name']:>24}{'B: ' + b['name']:>24}"]
-    for key in ("o_acc", "ie_acc", "ie_rec", "occluded_occupied_found", "predicted_occupied_fraction"):
-        lines.append(f"{key:<34}{_fmt(a[key]):>24}{_fmt(b[key]):>24}")
+             f"{'':<30}{'A: ' + a['name']:>{w}}{'B: ' + b['name']:>{w}}"]
+    for key in ("o_acc", "ie_acc", "ie_rec", "occluded_occupied_found", "predicted_occupied_fraction",
+                "occluded_auc", "seen_surface_found", "seen_surface_sigma_median"):
+        if key in a:
+            lines.append(f"{key:<30}{_fmt(a[key]):>{w}}{_fmt(b[key]):>{w}}")
     w = result["where_a_is_wrong"]
     lines.append(f"occluded points A gets wrong: {w['points']}; B right on {_fmt(w['b_right'])} of them "
                  f"(occupied truth {_fmt(w['b_right_on_occupied'])}, empty truth {_fmt(w['b_right_on_empty'])})")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from datasets import errors as _base
+
 
 def calibration_archive(date: str) -> str:
     """The official archive a date's calibration files come from."""
@@ -15,38 +17,25 @@ def drive_archive(drive: str) -> str:
     return f"synced+rectified data of {drive} ({drive}.zip)"
 
 
-class KittiRawError(RuntimeError):
+class KittiRawError(_base.DataError):
     """Base class of the KITTI Raw data layer's errors."""
 
 
-class MissingFileError(KittiRawError, FileNotFoundError):
+class MissingFileError(KittiRawError, _base.MissingFileError):
     """A file or folder of the KITTI Raw layout is missing."""
 
-    def __init__(self, path: Path | str, expected: str, archive: str | None = None):
-        self.path = Path(path)
-        msg = f"missing {self.path}: expected {expected}"
-        if archive:
-            msg += f"; it comes with the KITTI Raw download '{archive}'"
-        super().__init__(msg)
+    source_kind = "KITTI Raw download"
 
 
-class MalformedFileError(KittiRawError, ValueError):
+class MalformedFileError(KittiRawError, _base.MalformedFileError):
     """A calibration, split or velodyne file that cannot be parsed."""
-
-    def __init__(self, path: Path | str, line: int | None, problem: str):
-        self.path = Path(path)
-        self.line = line
-        where = f"{self.path}, line {line}" if line is not None else f"{self.path}"
-        super().__init__(f"{where}: {problem}")
 
 
 def require_file(path: Path, expected: str, archive: str | None = None) -> Path:
-    if not path.is_file():
-        raise MissingFileError(path, expected, archive)
-    return path
+    """Return ``path`` if it is a file, otherwise raise :class:`MissingFileError`."""
+    return _base.require_file(path, expected, archive, MissingFileError)
 
 
 def require_dir(path: Path, expected: str, archive: str | None = None) -> Path:
-    if not path.is_dir():
-        raise MissingFileError(path, expected, archive)
-    return path
+    """Return ``path`` if it is a folder, otherwise raise :class:`MissingFileError`."""
+    return _base.require_dir(path, expected, archive, MissingFileError)

@@ -25,7 +25,7 @@ from datasets.synthetic import load_scene
 from evaluation.gt_cache import GroundTruthCache
 from evaluation.lidar_occupancy import lidar_votes, polar_profile, query_grid, vote_threshold
 from bts.models.kdbts import KD_CLIP
-from evaluation.compare import compare, load_predictions, table
+from evaluation.compare import Predictions, compare, load_predictions, ranking_auc, table
 from evaluation.occupancy import evaluate_occupancy, write_outputs
 from evaluation.protocols import BtsProtocol, Frame, build_protocol
 
@@ -335,6 +335,11 @@ def test_compare_an_oracle_against_an_empty_model(synthetic_root, tmp_path):
     assert r["agreement"]["b_precision_wrt_a_occupied"] == 0.0
     assert r["agreement"]["density_l1_clipped"] == pytest.approx(KD_CLIP * empty.truth.mean())
     assert "B right on 1.0000" in table(r)
+    # Threshold-free: the oracle ranks every occluded occupied point first; constant zeros are chance.
+    assert r["models"]["b"]["occluded_auc"] == 1.0 and r["models"]["a"]["occluded_auc"] == 0.5
+    assert 0 < r["seen_surface_points"] < int(empty.truth.sum())
+    assert r["models"]["b"]["seen_surface_found"] == 1.0 and r["models"]["a"]["seen_surface_found"] == 0.0
+    assert r["models"]["b"]["seen_surface_sigma_median"] == 1000.0
     reverse = compare(oracle, empty)
     assert reverse["where_b_is_wrong"]["points"] == r["where_a_is_wrong"]["points"]
     assert reverse["occluded_net_gain_of_b"] == pytest.approx(-r["occluded_net_gain_of_b"])
@@ -354,3 +359,17 @@ def test_compare_refuses_other_frames_other_protocols_and_missing_truth(syntheti
         load_predictions(_saved(synthetic_root, tmp_path, "lidar", protocol="bts"))
     with pytest.raises(FileNotFoundError, match="save_predictions=true"):
         load_predictions(tmp_path / "nowhere")
+
+
+def test_ranking_auc_and_the_seen_surface_on_a_hand_built_grid(tmp_path):
+    assert ranking_auc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1])) == 0.75
+    assert ranking_auc(np.array([1.0, 2.0]), np.array([1, 0])) == 0.0
+    assert math.isnan(ranking_auc(np.array([1.0, 2.0]), np.array([1, 1])))
+    # One frame, grid x 4 by z 3 (one y): a wall of occupied points at z index 1, visible in front (z index 0).
+    truth = np.zeros((1, 3, 4), dtype=bool)
+    truth[0, 1:, :] = True                     # z rows 1 and 2 occupied; row 2 is behind the wall's face
+    visible = np.zeros_like(truth)
+    visible[0, 0, :] = True
+    p = Predictions(tmp_path, "m", ["f"], {}, {}, truth.reshape(1, -1), np.zeros((1, 12)), truth.reshape(1, -1),
+                    visible.reshape(1, -1), grid_size=(4, 1, 3))
+    assert p.seen_surface().reshape(3, 4)[1].all() and not p.seen_surface().reshape(3, 4)[2].any()

@@ -13,7 +13,8 @@ its wall-clock time recorded in ``<out>/stages.json``:
    ``evaluation/depth.py`` against the exact depth when that tool is present;
 5. ``python -m evaluation.compare`` on the occluded points of the exact truth, for decisions.md §11's questions
    (is the teacher better than BTS where BTS is wrong? do more views help? does the student fit the teacher?);
-6. ``<out>/results.json`` and ``<out>/results.md`` (the README tables).
+6. ``<out>/results.json`` and ``<out>/results.md`` (the README tables), ``<out>/curves.png`` (training curves from
+   the TensorBoard logs), and a side-by-side video of the three models on the test sequence.
 
 A stage whose output exists is skipped (delete it or pass ``--force`` to redo it), so an interrupted run resumes.
 Checkpoints are not committed. ``--smoke`` runs every stage for two steps on one frame (the test suite does this). ``--continue-from <earlier out>``
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -81,7 +83,7 @@ class Runner:
 
 def machine() -> str:
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, {gpu}"
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, {gpu}"
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -162,12 +164,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             row["depth"] = json.loads(depth_file.read_text()).get("metrics")
         rows.append(row)
     diagnosis = diagnose(runner, py, out)
+    curves = None if a.dry_run else training_curves(out, a.continue_from.resolve() if a.continue_from else None)
     videos = side_by_side_video(runner, py, out, ckpt, a.video_frames, a.render_override) if a.video_frames else None
     if a.dry_run:
         return {}
     summary = {"machine": machine(), "steps": {"bts": bts_steps, "mvbts": a.mvbts_steps, "kdbts": a.kdbts_steps},
                "continued_from": str(a.continue_from) if a.continue_from is not None else None,
                "stages": runner.stages, "rows": rows, "diagnosis": diagnosis,
+               "curves": str(curves.relative_to(out)),
                "video": str(videos.relative_to(out)) if videos else None}
     (out / "results.json").write_text(json.dumps(summary, indent=2))
     (out / "results.md").write_text(markdown(summary))
@@ -196,6 +200,57 @@ def diagnose(runner: Runner, py: str, out: Path) -> list[dict[str, Any]]:
         if not runner.dry_run:
             found.append({"question": question, **json.loads(target.read_text())})
     return found
+
+
+CURVE_COLORS = {"bts": "tab:blue", "mvbts": "tab:orange", "kdbts": "tab:green"}
+CURVES = (("train/photometric", "photometric loss (train)"), ("train/distillation", "distillation loss (train)"),
+          ("val/abs_rel", "depth abs_rel (validation)"))
+
+
+def read_scalars(folders: list[Path], tag: str) -> tuple[list[int], list[float]]:
+    """A TensorBoard scalar over the event files of ``folders`` (an earlier run first), sorted by step."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: PLC0415
+
+    points: dict[int, float] = {}
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        events = EventAccumulator(str(folder), size_guidance={"scalars": 0})
+        events.Reload()
+        if tag in events.Tags().get("scalars", []):
+            points.update({e.step: e.value for e in events.Scalars(tag)})
+    steps = sorted(points)
+    return steps, [points[k] for k in steps]
+
+
+def training_curves(out: Path, earlier: Path | None) -> Path:
+    """``<out>/curves.png``: the training curves of BTS, MVBTS and KDBTS (with an earlier run's, when continued)."""
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    fig, axes = plt.subplots(1, len(CURVES), figsize=(5 * len(CURVES), 3.6))
+    for ax, (tag, title) in zip(axes, CURVES):
+        for name in ("bts", "mvbts", "kdbts"):
+            folders = [out / name / "tensorboard"]
+            if earlier is not None and name != "kdbts":  # KDBTS distils afresh; the others continue
+                folders.insert(0, earlier / name / "tensorboard")
+            steps, values = read_scalars(folders, tag)
+            if steps:
+                ax.plot(steps, values, marker="." if len(steps) < 30 else None, label=name.upper(),
+                        color=CURVE_COLORS[name])
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        if ax.lines:
+            ax.legend()
+        else:
+            ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes)
+    fig.tight_layout()
+    target = out / "curves.png"
+    fig.savefig(target, dpi=100)
+    plt.close(fig)
+    return target
 
 
 VIDEO_MODELS = (("BTS", "bts"), ("MVBTS", "mvbts"), ("KDBTS", "kdbts_single_view"))
@@ -264,13 +319,16 @@ def markdown(summary: dict[str, Any]) -> str:
                      f"{_f(d.get('abs_rel'))} | {_f(d.get('a1'))} |")
     if summary.get("diagnosis"):
         lines += ["", "| question (A vs B, exact truth, occluded points pooled) | IE_acc A / B | IE_rec A / B "
+                  "| occluded AUC A / B | seen-surface density (median) A / B "
                   "| B right where A wrong (occupied / empty truth) | net gain of B | agreement (occluded) "
-                  "| density L1 (clipped) |", "|---|---|---|---|---|---|---|"]
+                  "| density L1 (clipped) |", "|---|---|---|---|---|---|---|---|---|"]
         for d in summary["diagnosis"]:
             ma, mb, w, g = d["models"]["a"], d["models"]["b"], d["where_a_is_wrong"], d["agreement"]
             lines.append(f"| {d['question']} ({d['a']} vs {d['b']}) | {_f(ma['ie_acc'])} / {_f(mb['ie_acc'])} "
-                         f"| {_f(ma['ie_rec'])} / {_f(mb['ie_rec'])} | {_f(w['b_right'])} "
-                         f"({_f(w['b_right_on_occupied'])} / {_f(w['b_right_on_empty'])}) "
+                         f"| {_f(ma['ie_rec'])} / {_f(mb['ie_rec'])} "
+                         f"| {_f(ma.get('occluded_auc'))} / {_f(mb.get('occluded_auc'))} "
+                         f"| {_f(ma.get('seen_surface_sigma_median'))} / {_f(mb.get('seen_surface_sigma_median'))} "
+                         f"| {_f(w['b_right'])} ({_f(w['b_right_on_occupied'])} / {_f(w['b_right_on_empty'])}) "
                          f"| {d['occluded_net_gain_of_b']:+.4f} | {_f(g['occluded'])} "
                          f"| {_f(g.get('density_l1_clipped'))} |")
     steps = summary["steps"]

@@ -57,6 +57,7 @@ def test_reproduce_smoke_runs_every_stage(synthetic_root, tmp_path):
     assert (fit["a"], fit["b"]) == ("MVBTS, stereo_temporal", "KDBTS")
     assert 0.0 <= fit["agreement"]["all"] <= 1.0 and fit["agreement"]["density_l1_clipped"] >= 0.0
     assert "does the student fit the teacher? (MVBTS, stereo_temporal vs KDBTS)" in (out / "results.md").read_text()
+    assert (out / summary["curves"]).stat().st_size > 0
     # A second run resumes: every stage is done already.
     again = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "train bts: done already" in again.stdout

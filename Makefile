@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # The demo evaluates 20 test frames per model under the `exact` protocol (which also reports the `bts` numbers).
 DEMO_EVAL := protocol=exact max_frames=20 output_dir=outputs/demo/occupancy
 
-.PHONY: install demo test benchmark clean-venv
+.PHONY: install demo test benchmark reproduce clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The reproduction of the papers' finding on the synthetic city (issue 7; README "Reproduction"), budget 1.
+reproduce: $(STAMP)
+	$(BIN)/python -m bts.reproduce
 
 benchmark: $(STAMP)
 	$(BIN)/python -m datasets.benchmark

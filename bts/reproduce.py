@@ -223,8 +223,20 @@ def read_scalars(folders: list[Path], tag: str) -> tuple[list[int], list[float]]
     return steps, [points[k] for k in steps]
 
 
+def earlier_runs(earlier: Path | None, limit: int = 20) -> list[Path]:
+    """The chain of runs ``earlier`` continued (each run's ``results.json`` names the one it continued), oldest
+    first, ending with ``earlier``."""
+    chain: list[Path] = []
+    while earlier is not None and len(chain) < limit and earlier not in chain:
+        chain.insert(0, earlier)
+        results = earlier / "results.json"
+        before = json.loads(results.read_text()).get("continued_from") if results.is_file() else None
+        earlier = Path(before).resolve() if before else None
+    return chain
+
+
 def training_curves(out: Path, earlier: Path | None) -> Path:
-    """``<out>/curves.png``: the training curves of BTS, MVBTS and KDBTS (with an earlier run's, when continued)."""
+    """``<out>/curves.png``: the training curves of BTS, MVBTS and KDBTS (with the earlier runs', when continued)."""
     import matplotlib  # noqa: PLC0415
 
     matplotlib.use("Agg")
@@ -234,8 +246,8 @@ def training_curves(out: Path, earlier: Path | None) -> Path:
     for ax, (tag, title) in zip(axes, CURVES):
         for name in ("bts", "mvbts", "kdbts"):
             folders = [out / name / "tensorboard"]
-            if earlier is not None and name != "kdbts":  # KDBTS distils afresh; the others continue
-                folders.insert(0, earlier / name / "tensorboard")
+            if name != "kdbts":  # KDBTS distils afresh; the others continue the earlier runs
+                folders = [run / name / "tensorboard" for run in earlier_runs(earlier)] + folders
             steps, values = read_scalars(folders, tag)
             if steps:
                 ax.plot(steps, values, marker="." if len(steps) < 30 else None, label=name.upper(),

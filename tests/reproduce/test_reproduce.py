@@ -70,3 +70,16 @@ def test_reproduce_smoke_runs_every_stage(synthetic_root, tmp_path):
     assert (tmp_path / "more" / "bts" / "checkpoints" / "step_5.pt").is_file()   # resumed at 4, on to 3 + 2
     assert (tmp_path / "more" / "mvbts" / "checkpoints" / "step_3.pt").is_file()   # resumed at 2
     assert json.loads((tmp_path / "more" / "results.json").read_text())["continued_from"] == str(out)
+
+
+def test_earlier_runs_follow_the_continued_from_chain(tmp_path):
+    from bts.reproduce import earlier_runs
+
+    a, b, c = (tmp_path / n for n in "abc")
+    for run, before in ((a, None), (b, a), (c, b)):
+        run.mkdir()
+        (run / "results.json").write_text(json.dumps({"continued_from": str(before) if before else None}))
+    assert earlier_runs(c) == [a, b, c]
+    assert earlier_runs(None) == []
+    (a / "results.json").write_text(json.dumps({"continued_from": str(c)}))  # a cycle ends, it does not loop
+    assert earlier_runs(c) == [a, b, c]

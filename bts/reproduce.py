@@ -110,13 +110,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--force", action="store_true", help="redo stages whose output exists")
     p.add_argument("--dry-run", action="store_true", help="print the commands only")
     a = p.parse_args(argv)
-    default_steps = 2 if a.smoke else 400
-    a.video_frames = 40 if a.video_frames is None and not a.smoke else a.video_frames
-    a.mvbts_steps = default_steps if a.mvbts_steps is None else a.mvbts_steps
-    a.kdbts_steps = default_steps if a.kdbts_steps is None else a.kdbts_steps
+    for key, default, smoke in (("mvbts_steps", 400, 2), ("kdbts_steps", 400, 2), ("video_frames", 40, 2)):
+        if getattr(a, key) is None:
+            setattr(a, key, smoke if a.smoke else default)
     if a.smoke:
         a.max_frames = 1
-        a.video_frames = 2 if a.video_frames is None else a.video_frames
         a.override += ["trainer.validate_every=1000", "trainer.checkpoint_every=1000", "trainer.val_samples=1"]
     bts_steps = a.bts_steps if a.bts_steps is not None else a.mvbts_steps + a.kdbts_steps
     out = a.out.resolve()
@@ -207,20 +205,22 @@ CURVES = (("train/photometric", "photometric loss (train)"), ("train/distillatio
           ("val/abs_rel", "depth abs_rel (validation)"))
 
 
-def read_scalars(folders: list[Path], tag: str) -> tuple[list[int], list[float]]:
-    """A TensorBoard scalar over the event files of ``folders`` (an earlier run first), sorted by step."""
+def read_scalars(folders: list[Path], tags: list[str]) -> dict[str, tuple[list[int], list[float]]]:
+    """TensorBoard scalars over the event files of ``folders`` (an earlier run first), each sorted by step; every
+    folder is read once."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: PLC0415
 
-    points: dict[int, float] = {}
+    points: dict[str, dict[int, float]] = {tag: {} for tag in tags}
     for folder in folders:
         if not folder.is_dir():
             continue
         events = EventAccumulator(str(folder), size_guidance={"scalars": 0})
         events.Reload()
-        if tag in events.Tags().get("scalars", []):
-            points.update({e.step: e.value for e in events.Scalars(tag)})
-    steps = sorted(points)
-    return steps, [points[k] for k in steps]
+        logged = events.Tags().get("scalars", [])
+        for tag in tags:
+            if tag in logged:
+                points[tag].update({e.step: e.value for e in events.Scalars(tag)})
+    return {tag: (sorted(p), [p[k] for k in sorted(p)]) for tag, p in points.items()}
 
 
 def earlier_runs(earlier: Path | None, limit: int = 20) -> list[Path]:
@@ -242,13 +242,15 @@ def training_curves(out: Path, earlier: Path | None) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
+    chain = earlier_runs(earlier)
+    scalars = {}
+    for name in ("bts", "mvbts", "kdbts"):
+        runs = [out] if name == "kdbts" else [*chain, out]  # KDBTS distils afresh; the others continue the chain
+        scalars[name] = read_scalars([run / name / "tensorboard" for run in runs], [tag for tag, _ in CURVES])
     fig, axes = plt.subplots(1, len(CURVES), figsize=(5 * len(CURVES), 3.6))
     for ax, (tag, title) in zip(axes, CURVES):
-        for name in ("bts", "mvbts", "kdbts"):
-            folders = [out / name / "tensorboard"]
-            if name != "kdbts":  # KDBTS distils afresh; the others continue the earlier runs
-                folders = [run / name / "tensorboard" for run in earlier_runs(earlier)] + folders
-            steps, values = read_scalars(folders, tag)
+        for name, curves in scalars.items():
+            steps, values = curves[tag]
             if steps:
                 ax.plot(steps, values, marker="." if len(steps) < 30 else None, label=name.upper(),
                         color=CURVE_COLORS[name])

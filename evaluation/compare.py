@@ -86,17 +86,17 @@ def load_predictions(path: Path | str, name: str | None = None) -> Predictions:
         model = json.loads(str(data["model"]))
         arrays = {k: data[k] for k in REQUIRED}
         frames = [str(f) for f in data["frame"]]
-        grid = tuple(int(n) for n in data["grid_size"]) if "grid_size" in data.files else _grid_size(protocol)
     shapes = {k: v.shape for k, v in arrays.items()}
     if len(set(shapes.values())) != 1 or len(frames) != arrays["pred_occupied"].shape[0]:
         raise ValueError(f"{file}: inconsistent array shapes {shapes} for {len(frames)} frames")
     return Predictions(file, name or model.get("description") or file.parent.name, frames, protocol, model,
                        arrays["pred_occupied"].astype(bool), arrays["sigma"].astype(np.float64),
-                       arrays["exact_occupied"].astype(bool), arrays["exact_visible"].astype(bool), grid)
+                       arrays["exact_occupied"].astype(bool), arrays["exact_visible"].astype(bool),
+                       _grid_size(protocol))
 
 
 def _grid_size(protocol: dict[str, Any]) -> tuple[int, int, int] | None:
-    """The grid size from the protocol's parameters (files written before ``grid_size`` was stored)."""
+    """The ``(x, y, z)`` point counts of the grid the protocol's parameters define; ``None`` for an unknown one."""
     from evaluation.protocols import build_protocol  # noqa: PLC0415
 
     params = {k: v for k, v in protocol.items() if k != "protocol"}

@@ -58,7 +58,6 @@ class OccupancyResult:
     per_frame: list[dict[str, Any]] = field(default_factory=list)
     timing: dict[str, float] = field(default_factory=dict)
     predictions: dict[str, list[Any]] = field(default_factory=dict)
-    grid_size: tuple[int, ...] = ()  # the protocol's (x, y, z) point counts, for predictions.npz
 
     def keep(self, frame: str, occupied: torch.Tensor, sigma: torch.Tensor | None, gt: dict[str, torch.Tensor]) -> None:
         """Keep one frame's per-point prediction (and density) with the model-independent truth of the protocol:
@@ -167,7 +166,6 @@ def evaluate_occupancy(loaded: LoadedModel, dataset: Kitti360Dataset, protocol: 
                "view_subset": loaded.view_subset, "prediction": prediction, "source_format": loaded.source_format},
         data={"root": str(dataset.layout.root), "split": dataset.split_file.name, **(data_info or {})})
     result.data.setdefault("name", "kitti_360")
-    result.grid_size = tuple(int(n) for n in protocol.grid_size)
     t_gt = t_model = t_gt_cold = 0.0
     cold = 0
     for i in tqdm(indices, desc=f"occupancy ({protocol.name})", unit="frame", disable=not progress):
@@ -205,7 +203,6 @@ def write_outputs(result: OccupancyResult, out_dir: Path) -> None:
         # [frames, points] arrays, in the order of per_frame; read by `python -m evaluation.compare`.
         arrays = {k: np.stack(v) for k, v in result.predictions.items() if k != "frame"}
         np.savez_compressed(out_dir / "predictions.npz", frame=np.asarray(result.predictions["frame"]),
-                            grid_size=np.asarray(result.grid_size),
                             protocol=np.asarray(json.dumps(result.protocol, default=float)),
                             model=np.asarray(json.dumps(result.model, default=str)), **arrays)
     (out_dir / "results.json").write_text(json.dumps(result.to_json(), indent=2, default=float))

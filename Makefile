@@ -13,7 +13,10 @@ DEMO_EVAL := protocol=exact max_frames=20 output_dir=outputs/demo/occupancy
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --no-cache-dir -e '.[dev]'
+	@# PyTorch from PyPI is the CUDA build (it also runs on the CPU): the environment takes about 6 GB of disk.
+	$(BIN)/python -m pip install --quiet --no-cache-dir -e '.[dev]' || { \
+		echo "error: installing the project into $(VENV) failed (pip says why above); it needs about 6 GB of free disk (PyTorch's CUDA" \
+			"build and its libraries). Free disk here:"; df -h . ; exit 1; }
 	@# The project's top-level package is `datasets/`; the PyPI package of that name would shadow it.
 	@if $(BIN)/python -m pip show datasets >/dev/null 2>&1; then \
 		echo "error: the PyPI package 'datasets' is installed in $(VENV) and clashes with this project's datasets/ package; run '$(BIN)/pip uninstall datasets'"; exit 1; fi

@@ -99,6 +99,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--frame-stride", type=int, default=3, help="evaluate every n-th test frame (neighbours are "
                    "nearly the same view)")
     p.add_argument("--override", action="append", default=[], help="extra hydra override for every training run")
+    p.add_argument("--kdbts-override", action="append", default=[],
+                   help="extra hydra override for the KDBTS run only (after --override), e.g. trainer.lr=1e-5")
     p.add_argument("--eval-override", action="append", default=[],
                    help="extra override for every occupancy evaluation (evaluation/occupancy.py)")
     p.add_argument("--depth-override", action="append", default=[],
@@ -123,7 +125,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ckpt = {name: out / name / "checkpoints" / "last.pt" for name in ("bts", "mvbts", "kdbts")}
     ckpt["kdbts_single_view"] = out / "kdbts" / "checkpoints" / "last_single_view.pt"
 
-    def train(name: str, steps: int, extra: list[str]) -> None:
+    def train(name: str, steps: int, extra: list[str], own: list[str] = ()) -> None:
         if a.continue_from is not None and name != "kdbts":
             earlier = a.continue_from.resolve() / name / "checkpoints" / "last.pt"
             if not earlier.is_file():
@@ -131,11 +133,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             extra = [*extra, f"trainer.resume_from={earlier}"]
         runner.stage(f"train {name}", out / name / "stage_done.json",
                      [py, "train.py", "-cn", name, "preset=reproduce", f"trainer.max_steps={steps}",
-                      f"hydra.run.dir={out / name}", *extra, *a.override], marker=True)
+                      f"hydra.run.dir={out / name}", *extra, *a.override, *own], marker=True)
 
     train("bts", bts_steps, [])
     train("mvbts", a.mvbts_steps, [])
-    train("kdbts", a.kdbts_steps, [f"kd.teacher_checkpoint={ckpt['mvbts']}"])
+    train("kdbts", a.kdbts_steps, [f"kd.teacher_checkpoint={ckpt['mvbts']}"], a.kdbts_override)
     runner.stage("export kdbts student", ckpt["kdbts_single_view"],
                  [py, "-m", "bts.export_single_view", str(ckpt["kdbts"]), "--out", str(ckpt["kdbts_single_view"])])
 

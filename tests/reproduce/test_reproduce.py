@@ -23,6 +23,29 @@ def test_reproduce_preset_composes(name):
     assert cfg.model.kind == name
 
 
+def test_reproduce_distils_at_the_rate_the_scaled_teacher_ends_with():
+    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
+        teacher = compose("mvbts", overrides=["preset=reproduce"]).trainer
+        student = compose("kdbts", overrides=["preset=reproduce"]).trainer
+        plain = compose("kdbts").trainer
+    assert plain.lr == pytest.approx(1e-5)  # the original's rate after its StepLR at 120k
+    # Within the scaled step counts the teacher's StepLR never steps, so the teacher ends at its first rate.
+    assert teacher.lr_step > 10 * teacher.max_steps
+    assert student.lr == pytest.approx(teacher.lr)
+
+
+def test_reproduce_kdbts_override_reaches_the_kdbts_run_only(capsys, tmp_path):
+    from bts.reproduce import main
+
+    main(["--dry-run", "--out", str(tmp_path / "r"), "--override", "trainer.log_every=7",
+          "--kdbts-override", "trainer.lr=1e-5"])
+    lines = {line.split(":")[0]: line for line in capsys.readouterr().out.splitlines() if "train.py" in line}
+    assert set(lines) == {"[reproduce] train bts", "[reproduce] train mvbts", "[reproduce] train kdbts"}
+    assert all("trainer.log_every=7" in line for line in lines.values())
+    assert "trainer.lr=1e-5" in lines["[reproduce] train kdbts"]
+    assert not any("trainer.lr=" in lines[f"[reproduce] train {n}"] for n in ("bts", "mvbts"))
+
+
 @pytest.mark.slow
 def test_reproduce_smoke_runs_every_stage(synthetic_root, tmp_path):
     out = tmp_path / "reproduce"

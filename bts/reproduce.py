@@ -66,6 +66,10 @@ class Runner:
         command succeeded (a training run writes its checkpoint before it has finished)."""
         if done.exists() and not self.force:
             print(f"[reproduce] {name}: done already ({done})")
+            if name not in self.stages and not self.dry_run:  # done outside this runner: keep its command
+                recorded = json.loads(done.read_text()) if marker else {}
+                self.stages[name] = recorded if "command" in recorded else {"seconds": None,
+                                                                           "command": " ".join(command)}
             return
         print(f"[reproduce] {name}: {' '.join(command)}", flush=True)
         if self.dry_run:
@@ -348,7 +352,8 @@ def markdown(summary: dict[str, Any]) -> str:
                          f"| {d['occluded_net_gain_of_b']:+.4f} | {_f(g['occluded'])} "
                          f"| {_f(g.get('density_l1_clipped'))} |")
     steps = summary["steps"]
-    stages = ", ".join(f"{k} {v['seconds'] / 60:.1f} min" for k, v in summary["stages"].items())
+    stages = ", ".join(f"{k} {v['seconds'] / 60:.1f} min" if v.get("seconds") is not None else f"{k} not timed"
+                       for k, v in summary["stages"].items())
     lines += ["", f"Machine: {summary['machine']}. Steps: BTS {steps['bts']}, MVBTS {steps['mvbts']}, "
                   f"KDBTS {steps['kdbts']}. Frames: {summary['rows'][0]['frames'] if summary['rows'] else 0}.",
               f"Wall-clock: {stages}."]

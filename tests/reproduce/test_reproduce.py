@@ -106,3 +106,19 @@ def test_earlier_runs_follow_the_continued_from_chain(tmp_path):
     assert earlier_runs(None) == []
     (a / "results.json").write_text(json.dumps({"continued_from": str(c)}))  # a cycle ends, it does not loop
     assert earlier_runs(c) == [a, b, c]
+
+
+def test_runner_keeps_the_command_of_a_stage_done_outside_it(tmp_path):
+    from bts.reproduce import Runner
+
+    runner = Runner(tmp_path, force=False)
+    (tmp_path / "results.json").write_text("{}")
+    runner.stage("evaluate X", tmp_path / "results.json", ["python", "evaluation/occupancy.py", "checkpoint=x.pt"])
+    assert runner.stages["evaluate X"] == {"seconds": None, "command": "python evaluation/occupancy.py checkpoint=x.pt"}
+    marker = tmp_path / "stage_done.json"
+    marker.write_text(json.dumps({"seconds": 12.5, "command": "python train.py -cn bts"}))
+    runner.stage("train bts", marker, ["python", "train.py", "-cn", "bts", "other"], marker=True)
+    assert runner.stages["train bts"] == {"seconds": 12.5, "command": "python train.py -cn bts"}
+    ran = tmp_path / "ran.txt"
+    runner.stage("write", ran, [sys.executable, "-c", f"open({str(ran)!r}, 'w').write('x')"])
+    assert ran.read_text() == "x" and runner.stages["write"]["seconds"] >= 0

@@ -6,7 +6,7 @@ import torch
 from bts.checkpoints.original import map_original_keys
 from bts.fields import EncodedViews
 from bts.models import build_model
-from tests.parity_weights import rebuild_state_dict
+from tests.parity_weights import assert_parity, rebuild_state_dict
 
 VIEWS_CFG = {"num_train_views": 3, "train_candidates": [1, 2, 3], "eval_views": "mono"}
 FIELD = {"num_freqs": 6, "freq_factor": 1.5, "near": 3.0, "far": 80.0, "view_dropout": 0.5}
@@ -44,6 +44,6 @@ def test_multi_view_heads_match_the_original(stem, kind):
         assert torch.equal(tokens.invalid[0].T, case["invalid"].reshape(-1, len(views))), name
         for head, raw in outputs.items():
             r = rel(raw.reshape(-1), case["sigma_raw"][head].reshape(-1))
-            assert r[group != 1].max() <= 1e-5 and r[group == 1].max() <= 1e-4, (name, head, r.max())
+            assert_parity(r, group, (name, head))
             s = rel(torch.nn.functional.softplus(raw).reshape(-1), case["sigma"][head].reshape(-1))
-            assert s[group != 1].max() <= 1e-5 and s[group == 1].max() <= 1e-4, (name, head)
+            assert_parity(s, group, (name, head, "sigma"))

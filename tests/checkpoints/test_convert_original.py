@@ -30,7 +30,7 @@ from bts.convert_original import (
 from bts.fields import EncodedViews
 from bts.inference import load_model
 from bts.models import build_model
-from tests.parity_weights import PARITY, assert_parity, rebuild_state_dict
+from tests.parity_weights import PARITY, assert_parity, parity_rel, rebuild_state_dict
 
 ROOT = Path(__file__).resolve().parents[2]
 STEMS = {"bts": "bts_exp_kitti_360", "mvbts": "mvbts_train_kitti_360_base", "kdbts": "kdbts_train_kitti_360_KD"}
@@ -246,11 +246,6 @@ def test_imported_density_equals_the_original_computed_by_hand(kind):
 
 # --- parity with the original code (shared/parity outputs) --------------------------------------------------------
 
-def _rel(got, want):
-    got, want = got.reshape(-1), want.reshape(-1)
-    return (got - want).abs() / want.abs().clamp_min(1.0)
-
-
 def test_imported_models_reproduce_the_original_code():
     """BTS, and the KDBTS student and teacher (whose head is the MVBTS file's), against the original's outputs."""
     torch.set_num_threads(2)  # the reference outputs were made with 2 threads
@@ -270,7 +265,7 @@ def test_imported_models_reproduce_the_original_code():
     with torch.no_grad():
         features = models["bts"].encoder(case["images_u8"][0].float() / 127.5 - 1.0)[None]
     rows, cols = goldens["bts"]["inputs"]["pixels_rc"].unbind(-1)
-    assert _rel(features[..., rows, cols], case["features_scale0_at_pixels"]).max() <= 1e-5
+    assert parity_rel(features[..., rows, cols], case["features_scale0_at_pixels"]).max() <= 1e-5
     checks = [("bts", "bts", "1view", "mlp_coarse"), ("kdbts", "student", "3view", "singleviewhead"),
               ("kdbts", "teacher", "1view", "multiviewhead3"), ("kdbts", "teacher", "3view", "multiviewhead3"),
               ("mvbts", "teacher", "1view", "multiviewhead3"), ("mvbts", "teacher", "3view", "multiviewhead3")]
@@ -284,7 +279,7 @@ def test_imported_models_reproduce_the_original_code():
         with torch.no_grad():
             out = models[model].density(points, encoded)
         for got, want in ((out.sigma, c["sigma"][head]), (out.raw, c["sigma_raw"][head])):
-            r = _rel(got, want)
+            r = parity_rel(got, want)
             assert_parity(r, group, (kind, model, name, head))
         invalid = c["invalid"].reshape(-1, 1) if kind == "bts" else c["invalid"].reshape(-1, len(c["ids_encoder"]))
         assert torch.equal(out.invalid[0], invalid[:, : len(views)].all(dim=1)), (kind, model, name)

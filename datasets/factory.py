@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from datasets.kitti_360 import FrameSelection, Kitti360Config, Kitti360Dataset
+
+if TYPE_CHECKING:
+    from datasets.synthetic.occupancy_labels import OccupancyLabelledDataset
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +57,11 @@ def split_file(data: DictConfig | dict, root: Path, split: str) -> Path:
 
 
 def loader_config(data: DictConfig | dict, train: bool) -> Kitti360Config:
-    """The :class:`Kitti360Config` of a ``data`` node; colour jitter only for training."""
+    """The :class:`Kitti360Config` of a ``data`` node; colour jitter and drawn fisheye offsets only for training."""
     d = {k: v for k, v in _plain(data).items() if k not in _LOADER_KEYS}
     frames = FrameSelection(**d.pop("frames"))
     d["color_jitter"] = bool(d["color_jitter"]) and train
+    d["draw_fisheye_offset"] = train
     for key in ("image_size", "fisheye_rotation", "fisheye_size"):
         if d.get(key) is not None:
             d[key] = tuple(d[key])
@@ -68,9 +72,18 @@ def loader_config(data: DictConfig | dict, train: bool) -> Kitti360Config:
 
 
 def build_dataset(data: DictConfig | dict, paths: DictConfig | dict, split: str, train: bool = False,
-                  lidar_depth: bool = False) -> Kitti360Dataset:
+                  lidar_depth: bool = False, occupancy_labels: DictConfig | dict | None = None
+                  ) -> Kitti360Dataset | OccupancyLabelledDataset:
+    """The dataset of a split. With ``occupancy_labels`` (the ``loss.points`` node of the supervised objective)
+    every item also carries exact occupancy labels of the synthetic city
+    (:class:`~datasets.synthetic.occupancy_labels.OccupancyLabelledDataset`); a tree without the exact scene fails."""
     root = dataset_root(data, paths)
     config = loader_config(data, train)
     if lidar_depth:
         config.lidar_depth = True
-    return Kitti360Dataset(root, split_file(data, root, split), config)
+    dataset = Kitti360Dataset(root, split_file(data, root, split), config)
+    if occupancy_labels is None:
+        return dataset
+    from datasets.synthetic.occupancy_labels import OccupancyLabelledDataset, sampling_from_config
+
+    return OccupancyLabelledDataset(dataset, sampling_from_config(_plain(occupancy_labels)))

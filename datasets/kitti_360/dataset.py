@@ -64,6 +64,7 @@ class Kitti360Config:
     fisheye_rotation: tuple[float, float] = (0.0, -15.0)
     fisheye_size: tuple[int, int] | None = None  # (H, W) of native fisheye views; None keeps the file's size
     color_jitter: bool = False
+    draw_fisheye_offset: bool = False  # training: each datapoint draws its fisheye offset from frames.fisheye_offset
     lidar_depth: bool = False
     use_preprocessed: bool = True  # read data_HxW folders when they exist
     apply_fisheye_tangential: bool = False
@@ -164,7 +165,11 @@ class Kitti360Dataset(Dataset):
     def __getitem__(self, index: int) -> Kitti360Item:
         sequence, row, side = self.datapoints[index]
         poses = self.poses[sequence]
-        views = select_views(self.config.frames, row, side, len(poses))
+        offsets = self.config.frames.fisheye_offsets
+        offset = offsets[0]
+        if self.config.draw_fisheye_offset and len(offsets) > 1:
+            offset = offsets[int(torch.randint(len(offsets), ()))]
+        views = select_views(self.config.frames, row, side, len(poses), offset)
         jitter = ColorJitterParams.sample() if self.config.color_jitter else None
         native = self.config.fisheye_mode == "native"
         groups: dict[bool, list] = {False: [], True: []}

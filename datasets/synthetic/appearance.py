@@ -21,7 +21,6 @@ NOISE_CHANNELS = 12
 SUN_COLOR = (1.0, 0.97, 0.92)
 SKY_HORIZON = (0.80, 0.85, 0.90)
 SKY_ZENITH = (0.36, 0.55, 0.84)
-LANE_LINE_Y = 3.5  # |y| of the solid lines between driving and parking lanes
 
 
 def smoothstep(e0: float, e1: float, x: Tensor) -> Tensor:
@@ -52,7 +51,11 @@ class Appearance:
             Material.CAR_CABIN: self._car_cabin, Material.TYRE: self._plain(0, 2.0, 0.3),
             Material.BARK: self._plain(1, 2.0, 0.2), Material.FOLIAGE: self._plain(2, 4.0, 0.25),
             Material.METAL: self._plain(3, 2.0, 0.1), Material.SIGN: self._plain(4, 2.0, 0.08),
+            Material.HEDGE: self._plain(2, 1.5, 0.35), Material.FENCE: self._plain(1, 1.0, 0.25),
+            Material.WALL: self._plain(0, 3.0, 0.15), Material.BIN: self._plain(3, 1.0, 0.12),
         }
+        # |y| of the solid lines between the driving and the parking lanes
+        self.lane_line_y = ground.road_half_width - ground.parking_width
 
     def albedo(self, material: Tensor, p: Tensor, n: Tensor, color: Tensor, style: Tensor) -> Tensor:
         """Albedo ``[M, 3]`` of surface points ``p [M, 3]`` (world) with normals ``n`` and per-point material,
@@ -96,7 +99,7 @@ class Appearance:
         base = color * tone[:, None]
         dash = band(torch.remainder(x, 9.0), 1.0, 5.5, 0.3)
         lines = band(y, -0.12, 0.12, 0.2) * dash
-        lines = lines + band(y.abs(), LANE_LINE_Y - 0.12, LANE_LINE_Y + 0.12, 0.2)
+        lines = lines + band(y.abs(), self.lane_line_y - 0.12, self.lane_line_y + 0.12, 0.2)
         paint = 0.62 * (1.0 + 0.05 * ns(9, x / 3.0, y / 3.0))
         w = lines.clamp(0, 1)[:, None]
         return base * (1 - w) + paint[:, None] * w

@@ -32,9 +32,20 @@ class SyntheticScene:
         path = self.root / "ground_truth" / sequence / "scene.json"
         if not path.is_file():
             raise MissingFileError(path, f"the scene description of {sequence} (is {root} a synthetic city tree?)")
-        self.description = SceneDescription.load(path)
-        self._occupancy = OccupancyTester(self.description)
-        self._caster = RayCaster(self.description)
+        self._set_description(SceneDescription.load(path))
+
+    def _set_description(self, description: SceneDescription) -> None:
+        self.description = description
+        self._occupancy = OccupancyTester(description)
+        self._caster = RayCaster(description)
+
+    @classmethod
+    def from_description(cls, description: SceneDescription, sequence: str = "") -> SyntheticScene:
+        """The exact scene of a description that was never written to disk (``depth`` is unavailable)."""
+        scene = cls.__new__(cls)
+        scene.root, scene.sequence = Path(), sequence
+        scene._set_description(description)
+        return scene
 
     def occupied(self, points_world: Float[Tensor, "N 3"]) -> Bool[Tensor, "N"]:
         """Whether each world point lies inside the ground or an object (exact)."""

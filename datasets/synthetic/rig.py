@@ -114,12 +114,12 @@ def _smooth_noise(rng: np.random.Generator, n: int, periods=(12.0, 70.0)) -> np.
     return (amp[:, None] * np.sin(2 * math.pi * i[None] / p[:, None] + phase[:, None])).sum(0) / amp.sum()
 
 
-def trajectory(rng: np.random.Generator, count: int, start_x: float) -> np.ndarray:
+def trajectory(rng: np.random.Generator, count: int, start_x: float, lateral: float = -0.5) -> np.ndarray:
     """Pose-to-world matrices ``[count, 4, 4]`` of a drive along +x: about 1 m per frame, with speed, lateral
-    offset and heading varying smoothly from frame to frame."""
+    offset (about ``lateral``, the pose origin's y) and heading varying smoothly from frame to frame."""
     speed = 1.0 + 0.2 * _smooth_noise(rng, count)
     x = start_x + np.concatenate([[0.0], np.cumsum(speed[:-1])])
-    y = -1.75 + 0.35 * _smooth_noise(rng, count, periods=(25.0, 90.0))
+    y = lateral + 0.2 * _smooth_noise(rng, count, periods=(25.0, 90.0))
     heading = np.arctan2(np.gradient(y), np.gradient(x)) + math.radians(1.2) * _smooth_noise(rng, count)
     poses = np.zeros((count, 4, 4))
     for i in range(count):

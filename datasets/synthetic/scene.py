@@ -39,6 +39,10 @@ class Material(enum.IntEnum):
     FOLIAGE = 8
     METAL = 9
     SIGN = 10
+    HEDGE = 11
+    FENCE = 12
+    WALL = 13
+    BIN = 14
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,7 @@ class Ground:
     road_half_width: float
     kerb_height: float
     sidewalk_width: float  # paved part beyond each kerb; further out the ground is a verge (appearance only)
+    parking_width: float = 2.25  # parking lane inside each kerb (appearance only: where the lane line is painted)
 
     def height(self, y: Tensor) -> Tensor:
         return torch.where(y.abs() < self.road_half_width, torch.zeros_like(y), torch.full_like(y, self.kerb_height))

@@ -23,7 +23,7 @@ from PIL import Image
 from datasets.kitti_360.calibration import Calibration
 from datasets.kitti_360.poses import write_poses
 from datasets.synthetic import rig
-from datasets.synthetic.city import build_city
+from datasets.synthetic.city import EGO_LATERAL_Y, build_city
 from datasets.synthetic.occupancy import OccupancyTester
 from datasets.synthetic.presets import UNPOSED_LEADING_FRAMES, SizePreset
 from datasets.synthetic.render import Renderer, SensorRays, fisheye_rays, lidar_rays, pinhole_rays
@@ -77,7 +77,7 @@ class SequenceWriter:
         self.ids, self.posed_ids = frame_ids(frames)
         length = START_X + rig.travel_length(len(self.ids)) + AHEAD_MARGIN
         self.scene = build_city(rng, length)
-        self.poses = rig.trajectory(rng, len(self.ids), START_X)
+        self.poses = rig.trajectory(rng, len(self.ids), START_X, EGO_LATERAL_Y)
         self.renderer = Renderer(self.scene, int(rng.integers(2**31)))
         self._check_sensors_free()
 

@@ -149,7 +149,9 @@ def test_exact_density_scores_one_against_exact_and_nearly_one_against_lidar(syn
     result = _oracle_run(synthetic_root, build_protocol("exact"), indices=[0, 1])
     mean = result.mean()
     assert mean["exact"]["o_acc"] == 1.0 and mean["exact"]["ie_acc"] == 1.0 and mean["exact"]["ie_rec"] == 1.0
-    assert mean["bts"]["o_acc"] > 0.9, mean["bts"]
+    # The lidar-built truth marks space no scan sees free as occupied; with parked vehicles in both halves of the
+    # slice (the German residential cross-section) that is about a tenth of the tiny city's slice.
+    assert mean["bts"]["o_acc"] > 0.85, mean["bts"]
     assert 0.0 <= mean["lidar_vs_exact"]["disagree"] < 0.1
 
 

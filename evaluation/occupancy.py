@@ -7,9 +7,22 @@ O_rec, IE_prec) with the protocol named. Writes ``results.json`` and ``per_frame
 the frames listed in ``figures``) into the output folder. Model-independent ground truth is cached on disk.
 
 Options (see ``configs/eval_occupancy.yaml``): ``protocol=bts|exact`` with its parameters (``protocol.num_scans=...``),
-``views=stereo``, ``prediction=empty|behind_depth`` (trivial baselines), ``max_frames=N``, ``frames=[0,5]``,
-``figures=[0]``, ``cache=false``, ``device=cpu|cuda``, ``save_predictions=true`` (per-point predictions and truth in
+``views=stereo``, ``prediction=empty|behind_depth`` (trivial baselines), ``prediction=exact_behind
+[prediction_margin=K]`` (ceilings from the exact truth, below), ``max_frames=N``, ``frames=[0,5]``, ``figures=[0]``,
+``cache=false``, ``device=cpu|cuda``, ``save_predictions=true`` (per-point predictions and truth in
 ``predictions.npz``, which ``python -m evaluation.compare`` reads to compare two models point by point).
+
+Ceilings (synthetic city only; :mod:`evaluation.ceilings`), under ``protocol=exact`` and ``protocol=bts``; the
+checkpoint still picks the data and the input size, but the model is not run:
+
+- ``prediction=exact_behind``: everything behind the exact first surface is occupied;
+- ``prediction=exact_behind prediction_margin=2``: occupied between the exact first surface and 2 m behind it
+  (any K > 0; ``null``, the default, is everything behind).
+
+Distances are along the camera ray (the exact ray cast of the ``exact`` protocol's visibility), not in z-depth. The
+"model's depth" of the ``bts`` visibility is then the exact z-depth of the input view. Results name the prediction
+(``model.prediction``, ``model.prediction_margin``; tables print ``exact_behind+2m``). On a KITTI-360 tree they fail
+with an error saying they need the synthetic city's exact scene.
 """
 
 from __future__ import annotations
@@ -37,6 +50,8 @@ from tqdm import tqdm  # noqa: E402
 from bts.inference import LoadedModel, load_model  # noqa: E402
 from bts.rendering.renderer import query_density, render_depth  # noqa: E402
 from datasets.factory import build_dataset  # noqa: E402
+from evaluation.ceilings import (CEILINGS, ExactScenes, check_margin, frame_ceiling,  # noqa: E402
+                                 prediction_label)
 from evaluation.common import (data_config, frame_indices, frame_selection, input_size, model_views,  # noqa: E402
                                select_device, with_frames)
 from datasets.kitti_360.dataset import Kitti360Dataset  # noqa: E402
@@ -46,7 +61,7 @@ from evaluation.protocols import Frame, OccupancyProtocol, build_protocol, visib
 log = logging.getLogger("evaluation.occupancy")
 
 METRICS = ("o_acc", "ie_acc", "ie_rec", "o_prec", "o_rec", "ie_prec")
-PREDICTIONS = ("density", "empty", "behind_depth")
+PREDICTIONS = ("density", "empty", "behind_depth", *CEILINGS)
 PREDICTION_TRUTH = ("exact_occupied", "exact_visible", "occupied", "visible_first_scan")
 
 
@@ -99,8 +114,9 @@ class OccupancyResult:
 
     def table(self) -> str:
         name = self.protocol["protocol"]
+        label = prediction_label(self.model["prediction"], self.model.get("prediction_margin"))
         lines = [f"occupancy | protocol={name} | model={self.model['description']} ({self.model['checkpoint']}) | "
-                 f"prediction={self.model['prediction']} | data={self.data['name']} {self.data['split']}, "
+                 f"prediction={label} | data={self.data['name']} {self.data['split']}, "
                  f"{len(self.per_frame)} frames"]
         header = f"{'scored as':<16}" + "".join(f"{m.upper():>9}" for m in METRICS)
         lines += [header, "-" * len(header)]
@@ -118,11 +134,25 @@ class OccupancyResult:
         return "\n".join(lines)
 
 
+def check_prediction(prediction: str, margin=None) -> float | None:
+    """Refuse an unknown ``prediction`` or an invalid ``prediction_margin`` (naming the key and what is allowed);
+    returns the margin as a float or ``None``."""
+    if prediction not in PREDICTIONS:
+        raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
+    return check_margin(prediction, margin)
+
+
 @torch.no_grad()
 def predict(loaded: LoadedModel, protocol: OccupancyProtocol, frame: Frame, prediction: str,
-            chunk_points: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+            chunk_points: int, margin: float | None = None, scenes: ExactScenes | None = None
+            ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """The model's occupancy at the protocol's points, (when the protocol needs it) its depth map, and (for
-    ``prediction=density``) the densities the occupancy was thresholded from."""
+    ``prediction=density``) the densities the occupancy was thresholded from. A ceiling (``exact_behind``) comes
+    from the exact scene instead of the model, with the exact depth as the depth map."""
+    if prediction in CEILINGS:
+        occupied, depth = frame_ceiling(protocol, frame, margin, scenes or ExactScenes(f"prediction={prediction}"),
+                                        need_depth=protocol.needs_model_depth)
+        return occupied, depth, None
     item = frame.item
     images, intr, c2w = item["images"][None], item["intrinsics"][None], item["cam_to_world"][None]
     encoded = loaded.encode(images, intr, c2w)
@@ -152,18 +182,25 @@ def predict(loaded: LoadedModel, protocol: OccupancyProtocol, frame: Frame, pred
 
 def evaluate_occupancy(loaded: LoadedModel, dataset: Kitti360Dataset, protocol: OccupancyProtocol,
                        cache: GroundTruthCache, *, indices: list[int] | None = None, prediction: str = "density",
-                       chunk_points: int = 100_000, figures: tuple[int, ...] = (), figure_dir: Path | None = None,
+                       prediction_margin: float | None = None, chunk_points: int = 100_000,
+                       figures: tuple[int, ...] = (), figure_dir: Path | None = None,
                        progress: bool = True, data_info: dict[str, Any] | None = None,
                        keep_predictions: bool = False) -> OccupancyResult:
     """Evaluate ``loaded`` on ``dataset`` (all datapoints, or ``indices``) under ``protocol``. With
-    ``keep_predictions`` the per-point predictions and model-independent truth are kept for ``predictions.npz``."""
-    if prediction not in PREDICTIONS:
-        raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
+    ``keep_predictions`` the per-point predictions and model-independent truth are kept for ``predictions.npz``.
+    ``prediction_margin`` (metres) goes with ``prediction="exact_behind"`` (see :mod:`evaluation.ceilings`)."""
+    margin = check_prediction(prediction, prediction_margin)
     indices = frame_indices(len(dataset), indices, None)
+    scenes = None
+    if prediction in CEILINGS:  # fail before any work on a tree without the exact scene
+        scenes = ExactScenes(f"prediction={prediction}")
+        for seq in dict.fromkeys(dataset.datapoints[i][0] for i in indices):
+            scenes.get(dataset.layout.root, seq)
     result = OccupancyResult(
         protocol=protocol.describe(),
         model={"checkpoint": str(loaded.checkpoint), "kind": loaded.kind, "description": loaded.description,
-               "view_subset": loaded.view_subset, "prediction": prediction, "source_format": loaded.source_format},
+               "view_subset": loaded.view_subset, "prediction": prediction,
+               "prediction_margin": margin, "source_format": loaded.source_format},
         data={"root": str(dataset.layout.root), "split": dataset.split_file.name, **(data_info or {})})
     result.data.setdefault("name", "kitti_360")
     t_gt = t_model = t_gt_cold = 0.0
@@ -173,7 +210,7 @@ def evaluate_occupancy(loaded: LoadedModel, dataset: Kitti360Dataset, protocol: 
         t0 = time.perf_counter()
         gt, hit = cache.get(protocol, frame)
         t1 = time.perf_counter()
-        occupied, depth, sigma = predict(loaded, protocol, frame, prediction, chunk_points)
+        occupied, depth, sigma = predict(loaded, protocol, frame, prediction, chunk_points, margin, scenes)
         t2 = time.perf_counter()
         metrics = protocol.score(gt, occupied, depth, frame)
         t_gt += t1 - t0
@@ -218,8 +255,7 @@ def write_outputs(result: OccupancyResult, out_dir: Path) -> None:
 
 
 def run(cfg: DictConfig, out_dir: Path) -> OccupancyResult:
-    if cfg.prediction not in PREDICTIONS:
-        raise ValueError(f"prediction must be one of {PREDICTIONS}, got {cfg.prediction!r}")
+    margin = check_prediction(cfg.prediction, cfg.get("prediction_margin"))
     loaded = load_model(cfg.checkpoint, device=select_device(cfg.device), view_subset_name=cfg.views)
     protocol_cfg = OmegaConf.to_container(cfg.protocol, resolve=True)
     protocol = build_protocol(protocol_cfg.pop("name"), protocol_cfg)
@@ -238,7 +274,7 @@ def run(cfg: DictConfig, out_dir: Path) -> OccupancyResult:
     cache = GroundTruthCache(cache_root if cfg.cache else None)
     indices = frame_indices(len(dataset), cfg.frames, cfg.max_frames, cfg.frame_stride)
     result = evaluate_occupancy(loaded, dataset, protocol, cache, indices=indices, prediction=cfg.prediction,
-                                chunk_points=cfg.chunk_points, figures=tuple(cfg.figures),
+                                prediction_margin=margin, chunk_points=cfg.chunk_points, figures=tuple(cfg.figures),
                                 figure_dir=out_dir / "figures",
                                 data_info={"name": data.get("name"), "split": cfg.split, "data_from": source,
                                            "image_size": list(data.image_size),

@@ -18,7 +18,10 @@ COLUMNS = ("o_acc", "ie_acc", "ie_rec", "o_prec", "o_rec", "ie_prec")
 
 def rows_of(result: dict[str, Any], name: str | None = None) -> list[dict[str, Any]]:
     model = result["model"]
-    label = name or model["description"] + ("" if model["prediction"] == "density" else f" ({model['prediction']})")
+    prediction = model["prediction"]
+    if model.get("prediction_margin") is not None:
+        prediction += f"+{model['prediction_margin']:g}m"
+    label = name or model["description"] + ("" if prediction == "density" else f" ({prediction})")
     return [{"model": label, "scored_as": group, "frames": result["frames"], **values}
             for group, values in result["metrics"].items() if group != "lidar_vs_exact"]
 

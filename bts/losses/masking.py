@@ -1,4 +1,4 @@
-"""Which rays may not contribute to the loss (method.md §3.5, ``invalid_policy: weight_guided``).
+"""Which rays may not contribute to the loss (docs/method.md §3.5, ``invalid_policy: weight_guided``).
 
 A ray is only trusted if at least one colour-source frame actually sees where the ray terminates. For frame j,
 ``m_j = sum_k w_k invalid_kj`` is the share of the ray's termination probability that falls outside the frame

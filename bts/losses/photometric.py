@@ -1,4 +1,4 @@
-"""Photometric loss: L1 + SSIM on rendered patches, minimum over colour frames (method.md §3.4).
+"""Photometric loss: L1 + SSIM on rendered patches, minimum over colour frames (docs/method.md §3.4).
 
 Each colour-source frame j renders its own version of a patch; the per-pixel error of frame j is
 
@@ -87,7 +87,7 @@ def photometric_loss(
     *,
     ssim_weight: float = 0.85,
 ) -> PhotometricLoss:
-    """The photometric term of §3.4: per-pixel minimum over the ``F`` colour frames, masked, averaged.
+    """The photometric term of docs/method.md §3.4: per-pixel minimum over the ``F`` colour frames, masked, averaged.
 
     Args:
         rendered: one rendered colour patch per colour frame, in ``[0, 1]``.

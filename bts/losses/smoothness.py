@@ -1,4 +1,4 @@
-"""Edge-aware smoothness of the rendered distance (method.md §3.6).
+"""Edge-aware smoothness of the rendered distance (docs/method.md §3.6).
 
 Depth may jump where the image has an edge, so disparity gradients are penalised less where the colour changes:
 

@@ -1,4 +1,4 @@
-"""Weighting of the loss terms into the training objective (method.md §3.7, decisions.md §3).
+"""Weighting of the loss terms into the training objective (docs/method.md §3.7, docs/decisions.md §3).
 
 The original's objective is ``2 L_ph + 1e-3 L_eas``: its photometric term is counted twice because the "fine"
 renderer is a copy of the "coarse" one. The project uses weights 1 and 5e-4, the same ratio; weight 2 and 1e-3
@@ -22,6 +22,7 @@ class LossWeights:
     photometric: float = 1.0
     smoothness: float = 5e-4
     distillation: float = 0.0  # KDBTS only: 5e-3, the original's 1e-2 relative to its doubled photometric term
+    occupancy: float = 1.0  # the supervised bound only (loss.objective=supervised): BCE against exact occupancy
 
 
 @dataclass(frozen=True)

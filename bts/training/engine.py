@@ -3,6 +3,10 @@
 ``train(cfg, run_dir)`` runs under ``ignite.distributed.Parallel``: without a backend it is a single process
 (CPU or one GPU); under ``torchrun`` with ``trainer.backend=nccl`` (or ``gloo`` on CPU) every process trains a
 shard of each batch and DDP averages the gradients.
+
+``loss.objective`` selects the training signal: ``photometric`` (BTS, MVBTS, KDBTS; :mod:`bts.training.objective`)
+or ``supervised`` (the upper bound fitted to the synthetic city's exact occupancy; :mod:`bts.training.supervised`,
+whose labelled points the data layer adds to the training set).
 """
 
 from __future__ import annotations
@@ -26,22 +30,28 @@ from bts.rendering.renderer import RendererConfig
 from bts.training.handlers import CheckpointSaver, Logger, NonFiniteLoss, validate
 from bts.training.objective import ObjectiveConfig, training_step
 from bts.training.state import restore_training_state
+from bts.training.supervised import SupervisedConfig, supervised_step
 from bts.training.teacher import load_teacher
 from datasets.factory import build_dataset
 
 log = logging.getLogger(__name__)
 
+OBJECTIVES = ("photometric", "supervised")
+SUPERVISED_MODEL_KINDS = ("bts", "mvbts")
+
 
 class Trainee(nn.Module):
     """Model plus objective, so that DDP sees the whole training forward pass in ``forward``."""
 
-    def __init__(self, model: nn.Module, objective: ObjectiveConfig, renderer: RendererConfig):
+    def __init__(self, model: nn.Module, objective: ObjectiveConfig | SupervisedConfig, renderer: RendererConfig):
         super().__init__()
         self.model = model
         self.objective = objective
         self.renderer = renderer
 
     def forward(self, batch: dict):
+        if isinstance(self.objective, SupervisedConfig):
+            return supervised_step(self.model, batch, self.objective)
         return training_step(self.model, batch, self.objective, self.renderer)
 
 
@@ -54,10 +64,38 @@ class TrainingParts:
     engine: Engine
 
 
-def objective_config(cfg: dict) -> ObjectiveConfig:
-    loss = dict(cfg["loss"])
+def objective_name(cfg: dict) -> str:
+    """``loss.objective`` (``photometric`` where the key is absent), checked against :data:`OBJECTIVES`."""
+    name = cfg["loss"].get("objective", "photometric")
+    if name not in OBJECTIVES:
+        raise ValueError(f"loss.objective must be one of {list(OBJECTIVES)}, got {name!r}")
+    return name
+
+
+def objective_config(cfg: dict) -> ObjectiveConfig | SupervisedConfig:
+    """The typed objective of the ``loss`` node: :class:`ObjectiveConfig` or :class:`SupervisedConfig`."""
+    name = objective_name(cfg)
+    loss = {k: v for k, v in cfg["loss"].items() if k != "objective"}
     weights = LossWeights(**loss.pop("weights"))
-    return ObjectiveConfig(num_timesteps=cfg["data"]["frames"]["num_timesteps"], weights=weights, **loss)
+    if name == "photometric":
+        return ObjectiveConfig(num_timesteps=cfg["data"]["frames"]["num_timesteps"], weights=weights, **loss)
+    kind = cfg["model"]["kind"]
+    if kind not in SUPERVISED_MODEL_KINDS:
+        raise ValueError(f"loss.objective=supervised trains model.kind in {list(SUPERVISED_MODEL_KINDS)}, not {kind!r}")
+    if "points" not in loss:
+        raise ValueError("loss.objective=supervised needs loss.points (how the labelled points are sampled): use "
+                         "the supervised loss group (-cn bts_supervised, or loss=supervised)")
+    loss.pop("points")
+    loss.pop("rays_per_element", None)  # photometric only; kept in the group so that the presets compose
+    try:
+        return SupervisedConfig(weights=weights, **loss)
+    except TypeError as e:
+        raise ValueError(f"invalid key in the supervised loss config: {e}") from None
+
+
+def occupancy_labels_config(cfg: dict) -> dict | None:
+    """The sampling of labelled points for the training set (``loss.points``), or ``None`` when not supervised."""
+    return cfg["loss"]["points"] if objective_name(cfg) == "supervised" else None
 
 
 def _to_device(batch: dict, device: torch.device) -> dict:
@@ -72,7 +110,7 @@ def _autocast(cfg: dict, device: torch.device):
 
 
 def prepare_distillation(model: nn.Module, cfg: dict, resuming: bool) -> None:
-    """KDBTS: set the recipe and, for a new run, start from the MVBTS teacher's weights (decisions.md §4)."""
+    """KDBTS: set the recipe and, for a new run, start from the MVBTS teacher's weights (docs/decisions.md §4)."""
     kd = cfg["kd"]
     if not resuming:
         load_teacher(model, cfg["model"], Path(kd["teacher_checkpoint"]))
@@ -97,6 +135,7 @@ def build_parts(cfg: dict, device: torch.device) -> TrainingParts:
         terms = {k: float(v) for k, v in out.loss.terms.items()}
         if not all(math.isfinite(v) for v in terms.values()):
             raise NonFiniteLoss(engine.state.iteration, terms)
+        terms.update({k: float(v) for k, v in getattr(out, "metrics", {}).items()})  # logged, not optimised
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(out.loss.total).backward()
         scaler.step(optimizer)
@@ -114,7 +153,9 @@ def _training(local_rank: int, cfg: dict, run_dir: Path) -> None:
     rank, device = idist.get_rank(), idist.device()
     t = cfg["trainer"]
     manual_seed(cfg["seed"] + rank)
-    train_set = build_dataset(cfg["data"], cfg["paths"], "train", train=True)
+    objective_config(cfg)  # a bad loss config fails before any data is built
+    train_set = build_dataset(cfg["data"], cfg["paths"], "train", train=True,
+                              occupancy_labels=occupancy_labels_config(cfg))
     val_set = build_dataset(cfg["data"], cfg["paths"], "val", lidar_depth=True)
     loader = idist.auto_dataloader(train_set, batch_size=t["batch_size"], num_workers=cfg["data"]["num_workers"],
                                    shuffle=True, drop_last=True, persistent_workers=cfg["data"]["num_workers"] > 0)

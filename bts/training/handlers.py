@@ -97,8 +97,8 @@ class Logger:
 
     def log_images(self, engine: Engine) -> None:
         out = getattr(engine.state, "last_step", None)
-        if out is None:
-            return
+        if out is None or getattr(out, "render", None) is None:
+            return  # no kept step, or a step that renders no rays (the supervised objective)
         step = engine.state.iteration
         # First patches of the first batch element: ground truth over the best reconstruction, and the distance.
         target = out.target[0, :8].detach().float().cpu()

@@ -53,6 +53,7 @@ class Appearance:
             Material.METAL: self._plain(3, 2.0, 0.1), Material.SIGN: self._plain(4, 2.0, 0.08),
             Material.HEDGE: self._plain(2, 1.5, 0.35), Material.FENCE: self._plain(1, 1.0, 0.25),
             Material.WALL: self._plain(0, 3.0, 0.15), Material.BIN: self._plain(3, 1.0, 0.12),
+            Material.VAN_BODY: self._van_body,
         }
         # |y| of the solid lines between the driving and the parking lanes
         self.lane_line_y = ground.road_half_width - ground.parking_width
@@ -147,6 +148,19 @@ class Appearance:
         tone = 1.0 + 0.06 * self.noise.triplanar(6, p, n, 2.5)
         sill = 1.0 - 0.45 * (1.0 - smoothstep(0.35, 0.55, p[:, 2]))
         return color * (tone * sill)[:, None]
+
+    def _van_body(self, p, n, color, style):
+        """Box body of a van or truck: paint with panel seams every ``spacing`` metres along the street, a darker
+        sill, and the cab's glass (windscreen and side windows, 1.15-1.75 m high) between ``cab0`` and ``cab1``."""
+        spacing, phase, cab0, cab1 = style.unbind(-1)
+        x, z = p[:, 0], p[:, 2]
+        tone = 1.0 + 0.12 * self.noise.triplanar(6, p, n, 1.5)
+        seam = band(torch.remainder(x - phase, spacing), 0.0, 0.05, 0.04)
+        sill = 1.0 - 0.45 * (1.0 - smoothstep(0.35, 0.55, z))
+        body = color * (tone * sill * (1.0 - 0.45 * seam))[:, None]
+        window = band(z, 1.15, 1.75, 0.05) * band(x, cab0 + 0.1, cab1 - 0.1, 0.05) * (n[:, 2].abs() < 0.5)
+        glass = _rgb((0.09, 0.11, 0.14), p) * (1.0 + 0.35 * self.noise.triplanar(7, p, n, 2.0))[:, None]
+        return body * (1 - window[:, None]) + glass * window[:, None]
 
     def _car_cabin(self, p, n, color, style):
         glass = _rgb((0.09, 0.11, 0.14), p) * (1.0 + 0.35 * self.noise.triplanar(7, p, n, 2.0))[:, None]

@@ -139,7 +139,12 @@ def _vehicle(b: _Builder, street: Street, x: float, side: int, kind: VehicleClas
     outer = inner - width
     top = b.u(*kind.body_top)
     paint = b.color(kind.colors)
-    b.side_box(side, x, x + length, outer, inner, 0.3, top, Material.CAR_BODY, paint)
+    if kind.cabin_height is None:  # a van or truck: one box, its cab (windows) at the end facing the traffic
+        cab = (x + length - 1.6, x + length) if side < 0 else (x, x + 1.6)
+        b.side_box(side, x, x + length, outer, inner, 0.3, top, Material.VAN_BODY, paint,
+                   [b.u(1.1, 1.7), x + b.u(0.0, 1.0), *cab])
+    else:
+        b.side_box(side, x, x + length, outer, inner, 0.3, top, Material.CAR_BODY, paint)
     for wx in (x + 0.45, x + length - 1.15):
         b.side_box(side, wx, wx + 0.7, outer + 0.03, inner - 0.03, 0.0, 0.62, Material.TYRE, [0.08] * 3)
     if kind.cabin_height is not None:

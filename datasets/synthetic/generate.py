@@ -26,7 +26,7 @@ from datasets.synthetic.writer import SensorRig, SequenceWriter, frame_ids
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 2  # 2: the street cross-section of a German residential street (2026-12-01)
+GENERATOR_VERSION = 3  # 2: a German residential street cross-section; 3: textured vans and trucks (2026-12-01)
 MANIFEST = "synthetic_city.json"
 
 

@@ -43,6 +43,7 @@ class Material(enum.IntEnum):
     FENCE = 12
     WALL = 13
     BIN = 14
+    VAN_BODY = 15
 
 
 @dataclass(frozen=True)

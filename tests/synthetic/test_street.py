@@ -26,7 +26,7 @@ def street(request):
 
 
 def test_both_parking_lanes_lie_inside_the_slice(street):
-    bodies = _boxes(street, Material.CAR_BODY)
+    bodies = _boxes(street, Material.CAR_BODY, Material.VAN_BODY)
     left, right = bodies[bodies[:, 1] > 0], bodies[bodies[:, 4] < 0]
     assert len(left) > 10 and len(right) > 10, "vehicles parked on both sides"
     # Camera x points right, world y left: x_cam = EGO_LATERAL_Y - y (the drive wanders by at most 0.2 m).
@@ -48,7 +48,7 @@ def test_objects_stand_at_the_slice_height(street):
 
     near = lambda b: b[np.minimum(np.abs(b[:, 1] - EGO_LATERAL_Y), np.abs(b[:, 4] - EGO_LATERAL_Y)) < SLICE_X]  # noqa: E731
     assert len(near(at_height(Material.CAR_CABIN))) > 10, "car cabins cross the slice"
-    assert len(near(at_height(Material.CAR_BODY))) >= 1, "vans and trucks have bodies at the slice height"
+    assert len(near(at_height(Material.VAN_BODY))) >= 1, "vans and trucks have bodies at the slice height"
     assert len(at_height(Material.BIN)) >= 1
     for material in (Material.HEDGE, Material.FENCE, Material.WALL):
         assert len(at_height(material)) >= 1, f"{material.name.lower()}s at the property line"

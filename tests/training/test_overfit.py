@@ -1,4 +1,4 @@
-"""A tiny BTS fitted to a few synthetic frames learns: lower photometric loss and better depth (decisions.md §10)."""
+"""A tiny BTS fitted to a few synthetic frames learns: lower photometric loss and better depth (docs/decisions.md §10)."""
 
 import torch
 from torch.utils.data import default_collate
@@ -39,13 +39,15 @@ def test_overfitting_a_few_frames_improves_loss_and_depth(synthetic_root):
     w, h = read_calibration(synthetic_root / "calibration").rect_size["image_00"]
     dataset = Kitti360Dataset(synthetic_root, synthetic_root / "splits" / "train_files.txt",
                               Kitti360Config(image_size=(h, w)))
-    indices = [0, 1]
+    # Two frames, each as both stereo roles: the street's first frames are lined with parked vans whose large,
+    # plain flanks give a single frame little photometric signal (generator version 3).
+    indices = [0, 1, 2, 3]
     batch = default_collate([dataset[i] for i in indices])
     model = build_model({"kind": "bts", "encoder": {"depth": 18, "pretrained": False}, "field": {}})
     loss0, abs_rel0 = evaluate(model, batch, dataset, indices, synthetic_root)
-    optimizer = torch.optim.Adam(model.parameters(), lr=5e-4)
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-4)
     generator = torch.Generator().manual_seed(1)
-    for _ in range(60):
+    for _ in range(100):
         out = training_step(model, batch, OBJECTIVE, RENDERER, generator)
         optimizer.zero_grad()
         out.loss.total.backward()

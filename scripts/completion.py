@@ -1,0 +1,278 @@
+"""Scene completion on the built-in city: learning curves of BTS and of its supervised upper bound, with ceilings.
+
+    python scripts/completion.py [--out outputs/completion] [--seeds 0 1] [--budgets 100 300 1000]
+
+Does a self-supervised BTS complete occluded space on the synthetic city, and how far is it from what the same
+network learns in the same budget from the exact occupancy? Stages, each a plain project command run as a
+subprocess (printed, timed in ``<out>/stages.json``, skipped when its output exists, so an interrupted run resumes):
+
+1. per seed, ``train.py -cn bts preset=reproduce seed=S`` and ``train.py -cn bts_supervised preset=reproduce
+   seed=S`` (the supervised upper bound: the same network and data, binary cross-entropy against the exact
+   occupancy) for the largest budget, keeping the checkpoint of every budget;
+2. ``evaluation/occupancy.py protocol=exact save_predictions=true`` (which also gives the papers' ``bts`` numbers) of
+   every checkpoint at every budget, on every ``--frame-stride``-th frame of the held-out test sequence;
+3. the trivial baselines (all empty; occupied behind each BTS run's own rendered depth) and the ceilings from the
+   exact truth (occupied behind the exact first surface; exact depth + 1, 2 and 4 m along the ray);
+4. ``<out>/results.json``, ``<out>/results.md`` (the README's tables) and ``<out>/learning_curves.png`` (exact
+   IE_acc, IE_rec and the occluded AUC against steps, every seed and their mean).
+
+The target (the issue "Scene completion shown on the built-in city"): BTS's mean over seeds at the largest budget
+beats the better of the two trivial baselines on the exact IE_acc by at least 0.03 with an exact IE_rec of 0.4 or
+more. ``results.md`` says whether it is met. Checkpoints are not committed; copy ``results.*`` and the figure to
+``docs/reproduce/`` to publish them. ``--smoke`` runs every stage for two steps on one frame (the test suite does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+from bts.reproduce import Runner, machine  # noqa: E402
+
+MODELS = {"bts": ("BTS (self-supervised)", "bts"), "supervised": ("supervised bound", "bts_supervised")}
+CEILINGS = (("exact behind (ceiling)", ("prediction=exact_behind",)),
+            ("exact depth + 1 m (ceiling)", ("prediction=exact_behind", "prediction_margin=1")),
+            ("exact depth + 2 m (ceiling)", ("prediction=exact_behind", "prediction_margin=2")),
+            ("exact depth + 4 m (ceiling)", ("prediction=exact_behind", "prediction_margin=4")))
+TARGET_GAIN, TARGET_IE_REC = 0.03, 0.4
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_")
+
+
+def occluded_auc(folder: Path) -> float:
+    """Threshold-free: does the density rank the occluded occupied points above the occluded empty ones (pooled over
+    frames, exact truth)? NaN without per-point densities."""
+    from evaluation.compare import load_predictions, ranking_auc  # noqa: PLC0415
+
+    p = load_predictions(folder)
+    hidden = ~p.visible
+    if not np.isfinite(p.sigma[hidden]).all():
+        return math.nan
+    return ranking_auc(p.sigma[hidden], p.truth[hidden])
+
+
+def _metrics(folder: Path, with_auc: bool) -> dict[str, Any]:
+    result = json.loads((folder / "results.json").read_text())
+    row = {"exact": result["metrics"].get("exact", {}), "bts": result["metrics"].get("bts", {}),
+           "frames": result["frames"]}
+    if with_auc:
+        row["exact"]["occluded_auc"] = occluded_auc(folder)
+    return row
+
+
+def _mean(values: list[float]) -> float:
+    finite = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+    return float(np.mean(finite)) if finite else math.nan
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=Path("outputs/completion"))
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--budgets", type=int, nargs="+", default=None,
+                   help="training steps at which every model is evaluated (default 100 300 1000; 1 2 with --smoke); "
+                   "they must be multiples of the smallest one")
+    p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    p.add_argument("--frame-stride", type=int, default=3, help="evaluate every n-th test frame")
+    p.add_argument("--max-frames", type=int, default=None)
+    p.add_argument("--override", action="append", default=[], help="extra hydra override for every training run")
+    p.add_argument("--eval-override", action="append", default=[], help="extra override for every evaluation")
+    p.add_argument("--smoke", action="store_true", help="two steps, one test frame (for the test suite)")
+    p.add_argument("--force", action="store_true", help="redo stages whose output exists")
+    p.add_argument("--dry-run", action="store_true", help="print the commands only")
+    a = p.parse_args(argv)
+    if a.budgets is None:
+        a.budgets = [1, 2] if a.smoke else [100, 300, 1000]
+    budgets = sorted(set(a.budgets))
+    if budgets[0] < 1 or any(b % budgets[0] for b in budgets):
+        raise ValueError(f"--budgets {budgets}: every budget must be a positive multiple of the smallest one")
+    if a.smoke:
+        a.max_frames = 1
+        a.override += ["trainer.validate_every=1000", "trainer.val_samples=1"]
+    out = a.out.resolve()
+    runner = Runner(out, a.force, a.dry_run)
+    py = sys.executable
+    limit = [f"frame_stride={a.frame_stride}"] + ([f"max_frames={a.max_frames}"] if a.max_frames is not None else [])
+
+    def evaluate(name: str, checkpoint: Path, folder: Path, extra: tuple[str, ...] = ()) -> None:
+        runner.stage(f"evaluate {name}", folder / "results.json",
+                     [py, "evaluation/occupancy.py", f"checkpoint={checkpoint}", "protocol=exact", *extra, *limit,
+                      "save_predictions=true", f"output_dir={folder}", *a.eval_override])
+
+    runs: dict[str, dict[str, Any]] = {}
+    for model in a.models:
+        label, config = MODELS[model]
+        for seed in a.seeds:
+            run = f"{model}_seed{seed}"
+            folder = out / run
+            runner.stage(f"train {run}", folder / "stage_done.json",
+                         [py, "train.py", "-cn", config, "preset=reproduce", f"seed={seed}",
+                          f"trainer.max_steps={budgets[-1]}", f"trainer.checkpoint_every={budgets[0]}",
+                          f"trainer.keep_checkpoints={budgets[-1] // budgets[0] + 1}", f"hydra.run.dir={folder}",
+                          *a.override], marker=True)
+            runs[run] = {"model": model, "label": label, "seed": seed, "points": []}
+            for steps in budgets:
+                evaluate(f"{run} step {steps}", folder / "checkpoints" / f"step_{steps}.pt",
+                         out / "eval" / run / f"step_{steps}")
+    first = next(iter(runs))
+    final = out / first / "checkpoints" / f"step_{budgets[-1]}.pt"
+    baselines: list[tuple[str, Path, str | None]] = [("all empty (baseline)", out / "eval" / "empty", None)]
+    evaluate("all empty", final, out / "eval" / "empty", ("prediction=empty",))
+    for run, info in runs.items():
+        if info["model"] == "bts":
+            folder = out / "eval" / run / "behind_depth"
+            evaluate(f"behind {run}'s depth", out / run / "checkpoints" / f"step_{budgets[-1]}.pt", folder,
+                     ("prediction=behind_depth",))
+            baselines.append((f"behind BTS's depth, seed {info['seed']} (baseline)", folder, run))
+    for name, extra in CEILINGS:
+        folder = out / "eval" / _slug(name)
+        evaluate(name, final, folder, extra)
+        baselines.append((name, folder, None))
+    if a.dry_run:
+        return {}
+
+    for run, info in runs.items():
+        for steps in budgets:
+            folder = out / "eval" / run / f"step_{steps}"
+            info["points"].append({"steps": steps, "command": runner.stages.get(f"evaluate {run} step {steps}",
+                                                                                 {}).get("command", ""),
+                                   **_metrics(folder, with_auc=True)})
+        info["train_command"] = runner.stages.get(f"train {run}", {}).get("command", "")
+    fixed = []
+    for name, folder, run in baselines:
+        fixed.append({"name": name, "run": run, "command": _command(runner, name, run), **_metrics(folder, False)})
+    summary = {"machine": machine(), "budgets": budgets, "seeds": a.seeds, "runs": runs, "baselines": fixed,
+               "stages": runner.stages, "verdict": verdict(runs, fixed, budgets[-1])}
+    summary["figure"] = str(learning_curves(out, summary).relative_to(out))
+    (out / "results.json").write_text(json.dumps(summary, indent=2))
+    (out / "results.md").write_text(markdown(summary))
+    print((out / "results.md").read_text())
+    return summary
+
+
+def _command(runner: Runner, name: str, run: str | None) -> str:
+    key = "evaluate all empty" if name.startswith("all empty") else (
+        f"evaluate behind {run}'s depth" if run else f"evaluate {name}")
+    return runner.stages.get(key, {}).get("command", "")
+
+
+def _at(info: dict[str, Any], steps: int, group: str, key: str) -> float:
+    for point in info["points"]:
+        if point["steps"] == steps:
+            return point[group].get(key, math.nan)
+    return math.nan
+
+
+def verdict(runs: dict[str, Any], baselines: list[dict[str, Any]], steps: int) -> dict[str, Any]:
+    """The issue's target at the largest budget, on the exact truth: BTS's mean IE_acc minus the better trivial
+    baseline (all empty; behind BTS's own depth, mean over seeds) >= 0.03, with BTS's mean IE_rec >= 0.4."""
+    bts = [info for info in runs.values() if info["model"] == "bts"]
+    if not bts:
+        return {"met": None, "why": "no BTS run"}
+    ie_acc = _mean([_at(i, steps, "exact", "ie_acc") for i in bts])
+    ie_rec = _mean([_at(i, steps, "exact", "ie_rec") for i in bts])
+    empty = next(b["exact"]["ie_acc"] for b in baselines if b["name"].startswith("all empty"))
+    behind = _mean([b["exact"]["ie_acc"] for b in baselines if b["name"].startswith("behind BTS")])
+    best = max(v for v in (empty, behind) if math.isfinite(v))
+    met = ie_acc - best >= TARGET_GAIN and ie_rec >= TARGET_IE_REC
+    return {"met": bool(met), "steps": steps, "bts_ie_acc": ie_acc, "bts_ie_rec": ie_rec,
+            "best_trivial_ie_acc": best, "gain": ie_acc - best}
+
+
+def learning_curves(out: Path, summary: dict[str, Any]) -> Path:
+    """``<out>/learning_curves.png``: exact IE_acc, IE_rec and occluded AUC against steps (every seed thin, the
+    mean thick), with the all-empty baseline and the best ceiling as horizontal lines."""
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    panels = (("ie_acc", "IE_acc (exact truth)"), ("ie_rec", "IE_rec (exact truth)"),
+              ("occluded_auc", "occluded AUC (exact truth)"))
+    colors = {"bts": "tab:blue", "supervised": "tab:red"}
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8))
+    budgets = summary["budgets"]
+    for ax, (key, title) in zip(axes, panels):
+        for model in dict.fromkeys(info["model"] for info in summary["runs"].values()):
+            infos = [i for i in summary["runs"].values() if i["model"] == model]
+            for info in infos:
+                ax.plot(budgets, [_at(info, s, "exact", key) for s in budgets], color=colors[model], alpha=0.35,
+                        lw=1, marker=".")
+            ax.plot(budgets, [_mean([_at(i, s, "exact", key) for i in infos]) for s in budgets],
+                    color=colors[model], lw=2.2, marker="o", label=f"{infos[0]['label']} (mean of {len(infos)})")
+        if key != "occluded_auc":
+            empty = next(b for b in summary["baselines"] if b["name"].startswith("all empty"))
+            ax.axhline(empty["exact"][key], color="black", ls="--", lw=1, label="all empty")
+            behind = [b["exact"][key] for b in summary["baselines"] if b["name"].startswith("behind BTS")]
+            if behind:
+                ax.axhline(_mean(behind), color="tab:gray", ls=":", lw=1.2, label="behind BTS's depth")
+            ceilings = [b for b in summary["baselines"] if "ceiling" in b["name"]]
+            if ceilings:
+                best = max(ceilings, key=lambda b: b["exact"]["ie_acc"])
+                ax.axhline(best["exact"][key], color="tab:green", ls="-.", lw=1,
+                           label=best["name"].replace(" (ceiling)", ""))
+        else:
+            ax.axhline(0.5, color="black", ls="--", lw=1, label="chance")
+        ax.set_xscale("log")
+        ax.set_xticks(budgets, [str(b) for b in budgets])
+        ax.set_xlabel("training steps")
+        ax.set_title(title)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    target = out / "learning_curves.png"
+    fig.savefig(target, dpi=100)
+    plt.close(fig)
+    return target
+
+
+def _f(v: Any) -> str:
+    return "n/a" if not isinstance(v, (int, float)) or not math.isfinite(v) else f"{v:.3f}"
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    budgets = summary["budgets"]
+    head = ("| model | steps | seeds | IE_acc (exact) | IE_rec (exact) | O_acc (exact) | occluded AUC | IE_acc (bts) "
+            "| IE_rec (bts) | O_acc (bts) |")
+    lines = ["Per-frame means over the held-out test sequence's evaluated frames; model rows are the mean over "
+             "seeds (each seed's value in brackets).", "", head, "|" + "---|" * (head.count("|") - 1)]
+    for model in dict.fromkeys(info["model"] for info in summary["runs"].values()):
+        infos = [i for i in summary["runs"].values() if i["model"] == model]
+        for s in budgets:
+            cells = []
+            for group, key in (("exact", "ie_acc"), ("exact", "ie_rec"), ("exact", "o_acc"),
+                               ("exact", "occluded_auc"), ("bts", "ie_acc"), ("bts", "ie_rec"), ("bts", "o_acc")):
+                values = [_at(i, s, group, key) for i in infos]
+                cells.append(f"{_f(_mean(values))} ({' / '.join(_f(v) for v in values)})")
+            lines.append(f"| {infos[0]['label']} | {s} | {', '.join(str(i['seed']) for i in infos)} | "
+                         + " | ".join(cells) + " |")
+    for b in summary["baselines"]:
+        e, t = b["exact"], b["bts"]
+        lines.append(f"| {b['name']} | | | {_f(e.get('ie_acc'))} | {_f(e.get('ie_rec'))} | {_f(e.get('o_acc'))} | "
+                     f"| {_f(t.get('ie_acc'))} | {_f(t.get('ie_rec'))} | {_f(t.get('o_acc'))} |")
+    v = summary["verdict"]
+    if v.get("met") is not None:
+        lines += ["", f"Target (BTS at {v['steps']} steps, mean of seeds, exact truth: IE_acc at least "
+                      f"{TARGET_GAIN} above the better trivial baseline, IE_rec >= {TARGET_IE_REC}): "
+                      f"{'met' if v['met'] else 'not met'} (IE_acc {_f(v['bts_ie_acc'])} vs "
+                      f"{_f(v['best_trivial_ie_acc'])}, gain {v['gain']:+.3f}; IE_rec {_f(v['bts_ie_rec'])})."]
+    stages = ", ".join(f"{k} {x['seconds'] / 60:.1f} min" if x.get("seconds") is not None else f"{k} not timed"
+                       for k, x in summary["stages"].items() if k.startswith("train"))
+    lines += ["", f"Machine: {summary['machine']}. Training wall-clock: {stages}.", "",
+              "Commands: every row's command is in results.json (`runs.*.train_command`, `runs.*.points[].command`, "
+              "`baselines[].command`)."]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""The scene-completion recipe (scripts/completion.py) composes and runs end to end for two steps per model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("name", ["bts", "bts_supervised"])
+def test_completion_configs_compose_with_the_reproduction_preset(name):
+    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
+        cfg = compose(name, overrides=["preset=reproduce"])
+    assert cfg.model.kind == "bts" and cfg.model.encoder.depth == 18 and not cfg.model.encoder.pretrained
+    assert cfg.renderer.num_samples == 64, "the paper's samples per ray"
+    assert list(cfg.data.frames.fisheye_offset) == [10, 4, 7, 13, 16], "side views drawn from the offset list"
+    assert cfg.data.synthetic.sequences == 6 and cfg.data.synthetic.size == "small"
+
+
+def test_budgets_must_be_multiples_of_the_smallest(tmp_path):
+    sys.path.insert(0, str(REPO))
+    from scripts.completion import main
+
+    with pytest.raises(ValueError, match="multiple"):
+        main(["--dry-run", "--out", str(tmp_path), "--budgets", "100", "250"])
+
+
+def test_dry_run_prints_every_stage(capsys, tmp_path):
+    sys.path.insert(0, str(REPO))
+    from scripts.completion import main
+
+    main(["--dry-run", "--out", str(tmp_path), "--seeds", "0", "1", "--budgets", "10", "30"])
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[reproduce]")]
+    train = [line for line in lines if "train.py" in line]
+    assert len(train) == 4 and sum("-cn bts_supervised" in line for line in train) == 2
+    assert all("trainer.checkpoint_every=10" in line and "trainer.max_steps=30" in line for line in train)
+    evals = [line for line in lines if "evaluation/occupancy.py" in line]
+    # 4 runs x 2 budgets, all empty, behind each BTS run's depth, and four exact ceilings
+    assert len(evals) == 8 + 1 + 2 + 4
+    assert sum("prediction_margin=" in line for line in evals) == 3
+
+
+@pytest.mark.slow
+def test_completion_smoke_runs_every_stage(synthetic_root, tmp_path):
+    out = tmp_path / "completion"
+    small = [f"data.root={synthetic_root}", "data.image_size=[48,176]", "data.num_workers=0",
+             "trainer.batch_size=1", "loss.rays_per_element=64", "renderer.num_samples=8"]
+    args = [sys.executable, "scripts/completion.py", "--smoke", "--seeds", "0", "--out", str(out)]
+    for o in small:
+        args += ["--override", o]
+    env = {**os.environ, "BTS_CACHE_DIR": str(tmp_path / "cache")}
+    proc = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    summary = json.loads((out / "results.json").read_text())
+    assert set(summary["runs"]) == {"bts_seed0", "supervised_seed0"}
+    for info in summary["runs"].values():
+        assert [p["steps"] for p in info["points"]] == [1, 2]
+        assert set(info["points"][0]) >= {"exact", "bts", "command"}
+        assert 0.0 <= info["points"][-1]["exact"]["ie_acc"] <= 1.0
+    names = [b["name"] for b in summary["baselines"]]
+    assert names[0] == "all empty (baseline)" and any("behind BTS's depth" in n for n in names)
+    assert sum("ceiling" in n for n in names) == 4
+    empty = summary["baselines"][0]["exact"]
+    assert empty["ie_rec"] == 1.0
+    behind = next(b for b in summary["baselines"] if b["name"] == "exact behind (ceiling)")["exact"]
+    assert behind["ie_rec"] == 0.0 and behind["ie_acc"] == pytest.approx(1.0 - empty["ie_acc"])
+    assert summary["verdict"]["met"] in (True, False)
+    assert "| supervised bound | 2 |" in (out / "results.md").read_text()
+    assert (out / summary["figure"]).stat().st_size > 0
+    again = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "train bts_seed0: done already" in again.stdout

@@ -3,7 +3,7 @@
 A training step is the full step of ``train.py`` (encode, rays in 8x8 patches, 64 samples per ray, colour from the
 4 colour frames, L1+SSIM and smoothness, backward, Adam) on a synthetic batch of 8 views, so that data loading is
 not part of the number: BTS with 4096 rays, MVBTS with 2048 rays and 3 encoded views, KDBTS as MVBTS plus the
-student and the distillation loss (the ``joint`` recipe, where everything trains). Defaults follow decisions.md
+student and the distillation loss (the ``joint`` recipe, where everything trains). Defaults follow docs/decisions.md
 §9: on CPU one sample, fp32, 2 threads; on GPU the paper batch sizes (16, 8, 8). One JSON line per measurement.
 """
 

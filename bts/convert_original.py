@@ -3,7 +3,7 @@
     python -m bts.convert_original --checkpoint released.pt [--kind bts|mvbts|kdbts] [--teacher] [--out ours.pt]
                                    [--allow-pickle]
 
-The original state dict (``shared/spec/original_checkpoints.md``; bare, or under ``"model"`` as in the released
+The original state dict (docs/original_checkpoints.md §6; bare, or under ``"model"`` as in the released
 training checkpoints) is mapped key by key onto our model of the same architecture: ResNet-50 encoder, 64-d
 features, the original positional encoding (6 frequencies 1.5 * 2^k, inverse depth over 3-80 m) and the head. A
 KDBTS file gives its student as a single-view ``bts`` model, the paper's KDBTS; with ``--teacher`` its fusion head as
@@ -122,7 +122,7 @@ class Conversion:
     left_out: dict[str, str] = field(default_factory=dict)  # original key -> why (the other KDBTS head)
 
     def checkpoint(self) -> dict[str, Any]:
-        """The checkpoint dict of this project's format (decisions.md §5)."""
+        """The checkpoint dict of this project's format (docs/decisions.md §5)."""
         return {"format_version": FORMAT_VERSION, "model_kind": self.model_kind, "config": self.config,
                 "model": self.state}
 

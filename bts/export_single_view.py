@@ -1,4 +1,4 @@
-"""Turn a KDBTS checkpoint into a plain single-view BTS checkpoint (decisions.md §5).
+"""Turn a KDBTS checkpoint into a plain single-view BTS checkpoint (docs/decisions.md §5).
 
     python -m bts.export_single_view CHECKPOINT [--out PATH]
 

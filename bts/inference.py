@@ -110,7 +110,7 @@ def load_model(checkpoint: Path | str, *, device: str | torch.device = "cpu",
                kinds: tuple[str, ...] = MODEL_KINDS, view_subset_name: str | None = None) -> LoadedModel:
     """Rebuild the model of a checkpoint from its saved config (never downloading weights) in eval mode.
 
-    ``view_subset_name`` selects the encoded views of an MVBTS model (decisions.md §7); for single-view models only
+    ``view_subset_name`` selects the encoded views of an MVBTS model (docs/decisions.md §7); for single-view models only
     ``mono`` (or ``None``) is accepted.
     """
     path = Path(checkpoint)

@@ -11,7 +11,7 @@ its wall-clock time recorded in ``<out>/stages.json``:
 4. ``evaluation/occupancy.py protocol=exact`` (which also scores under ``bts``) for BTS, MVBTS with one input view and
    with its multi-view subsets, KDBTS, and two trivial baselines (all empty; occupied behind BTS's depth);
    ``evaluation/depth.py`` against the exact depth when that tool is present;
-5. ``python -m evaluation.compare`` on the occluded points of the exact truth, for decisions.md §11's questions
+5. ``python -m evaluation.compare`` on the occluded points of the exact truth, for docs/decisions.md §11's questions
    (is the teacher better than BTS where BTS is wrong? do more views help? does the student fit the teacher?);
 6. ``<out>/results.json`` and ``<out>/results.md`` (the README tables), ``<out>/curves.png`` (training curves from
    the TensorBoard logs), and a side-by-side video of the three models on the test sequence.
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return summary
 
 
-# decisions.md §11's questions, answered point by point on the occluded points of the exact truth
+# docs/decisions.md §11's questions, answered point by point on the occluded points of the exact truth
 # (python -m evaluation.compare A B): (question, A, B) with A and B names of EVALUATIONS.
 DIAGNOSIS = (
     ("is the teacher better than BTS where BTS is wrong?", "BTS", "MVBTS, stereo_temporal"),

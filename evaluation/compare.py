@@ -5,7 +5,7 @@ save_predictions=true`` on the same frames. The comparison uses the exact truth 
 model-independent visibility (ray-cast from the input camera), so both models are judged on the same occluded
 points, unlike the ``bts`` protocol whose occluded set depends on each model's own depth.
 
-It answers the questions decisions.md §11 asks when KDBTS does not beat BTS:
+It answers the questions docs/decisions.md §11 asks when KDBTS does not beat BTS:
 
 - is the teacher better than BTS where BTS is wrong? (``A = BTS, B = MVBTS``): of the occluded points A gets wrong,
   the fraction B gets right, split into occupied and empty truth, and the reverse;

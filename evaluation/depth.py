@@ -2,7 +2,7 @@
 
 Rebuilds the model from the checkpoint (BTS, KDBTS's student, a single-view export, or MVBTS with ``views=<subset>``),
 renders the z-depth of every pixel of each test frame's input view, and scores it per image against one of three
-ground truths (method.md §8.2), averaging over images:
+ground truths (docs/method.md §8.2), averaging over images:
 
 - ``kitti360_lidar``: KITTI-360 (or the synthetic city) with the velodyne scan of the frame projected at the input
   size (the depth of training validation), ``gt=lidar``;

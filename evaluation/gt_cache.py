@@ -1,4 +1,4 @@
-"""On-disk cache of model-independent occupancy ground truth (decisions.md §8).
+"""On-disk cache of model-independent occupancy ground truth (docs/decisions.md §8).
 
 One file per protocol and frame: ``<folder>/<protocol>/<key>.pt``. The key hashes every protocol parameter and the
 identity of the data: the dataset root, the split file, the sequence and frame, and the path, size and mtime of every

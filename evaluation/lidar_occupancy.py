@@ -1,4 +1,4 @@
-"""Occupancy ground truth from aggregated lidar scans, as the BTS and KDBTS papers build it (method.md §8.1).
+"""Occupancy ground truth from aggregated lidar scans, as the BTS and KDBTS papers build it (docs/method.md §8.1).
 
 Pure, batched functions (no Python loop over bins or points):
 
@@ -101,8 +101,9 @@ def lidar_votes(points_level: Float[Tensor, "P 3"], profiles: Float[Tensor, "S B
     """Per scan and point: occupied-or-unknown (behind the scan's surface, or in the lidar's blind zone).
 
     The point's distance is compared with the profile radius interpolated linearly between bin centres. The papers'
-    code measures it as the norm of the homogeneous 4-vector ``√(x² + y² + z² + 1)`` (``homogeneous_norm``, §11-10);
-    otherwise the horizontal distance ``√(x² + y²)`` in the lidar frame, which is what the 2D profile measures.
+    code measures it as the norm of the homogeneous 4-vector ``√(x² + y² + z² + 1)`` (``homogeneous_norm``,
+    docs/method.md §11-10); otherwise the horizontal distance ``√(x² + y²)`` in the lidar frame, which is what the 2D
+    profile measures.
     """
     p = transform(level_to_lidar, points_level.to(level_to_lidar.dtype).expand(len(profiles), -1, -1))
     angles = torch.atan2(p[..., 1], p[..., 0])

@@ -1,4 +1,4 @@
-"""Pure metric functions (method.md §8)."""
+"""Pure metric functions (docs/method.md §8)."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def _ratio(num: Tensor, den: Tensor) -> float:
 
 
 def occupancy_metrics(pred_occupied: Tensor, gt_occupied: Tensor, visible: Tensor) -> dict[str, float]:
-    """Occupancy metrics of one image (method.md §8.1); visible points must already be GT-empty.
+    """Occupancy metrics of one image (docs/method.md §8.1); visible points must already be GT-empty.
 
     - ``o_acc``: accuracy over all points; ``o_prec`` / ``o_rec``: precision / recall of "occupied";
     - ``ie_acc``: accuracy over the points that are not visible (occluded or outside the view);
@@ -96,7 +96,7 @@ def psnr(pred: Float[Tensor, "C H W"], target: Float[Tensor, "C H W"], data_rang
 
 def ssim(pred: Float[Tensor, "C H W"], target: Float[Tensor, "C H W"], data_range: float = 1.0,
          win_size: int = 7, k1: float = 0.01, k2: float = 0.03) -> float:
-    """Mean structural similarity with the defaults of skimage's ``structural_similarity`` (method.md §8.3).
+    """Mean structural similarity with the defaults of skimage's ``structural_similarity`` (docs/method.md §8.3).
 
     Per channel: local means, variances and covariance over a uniform ``win_size`` x ``win_size`` window, variances
     and covariance with the sample normalisation ``N / (N - 1)`` (``N = win_size^2``), ``C1 = (k1 R)^2``,

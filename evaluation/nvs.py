@@ -1,4 +1,4 @@
-"""Novel-view synthesis: ``python evaluation/nvs.py checkpoint=PATH [data=...] [views=...]`` (method.md §8.3).
+"""Novel-view synthesis: ``python evaluation/nvs.py checkpoint=PATH [data=...] [views=...]`` (docs/method.md §8.3).
 
 For each test frame, the model encodes its input view (view 0; an MVBTS model its view subset), renders the stereo
 partner's image at time t (for KITTI-360 items ``image_01`` when the input is ``image_00``; for KITTI Raw

@@ -1,4 +1,4 @@
-"""LPIPS (AlexNet) for the novel-view evaluation (method.md §8.3), when its backbone weights can be had.
+"""LPIPS (AlexNet) for the novel-view evaluation (docs/method.md §8.3), when its backbone weights can be had.
 
 ``lpips.LPIPS(net="alex")`` needs two sets of weights: its linear calibration layers, which ship inside the
 ``lpips`` package, and torchvision's ImageNet AlexNet, which torchvision downloads on first use into the torch hub

@@ -1,4 +1,4 @@
-"""Occupancy evaluation protocols (method.md §8.1, decisions.md §8).
+"""Occupancy evaluation protocols (docs/method.md §8.1, docs/decisions.md §8).
 
 A protocol says which points are queried, how the ground truth of a frame is built, and how a model's prediction is
 scored. Each is a class with a parameter dataclass and a config file ``configs/protocol/<name>.yaml``; a new
@@ -83,7 +83,7 @@ class BtsParams(GridParams):
     num_scans: int = 20             # lidar scans of frames t .. t + num_scans - 1 (pose rows)
     num_bins: int = 360
     min_distance: float = 3.0       # the lidar's blind zone: closer points vote "occupied / unknown"
-    homogeneous_norm: bool = True   # the original's √(x²+y²+z²+1) against the 2D profile radius (§11-10)
+    homogeneous_norm: bool = True   # the original's √(x²+y²+z²+1) against the 2D radius (docs/method.md §11-10)
     min_scans: int = 1              # frames with fewer scans (sequence end) are evaluated as the rule defines
 
 

@@ -1,4 +1,4 @@
-"""The project's checkpoint format (decisions.md §5).
+"""The project's checkpoint format (docs/decisions.md §5).
 
 A checkpoint is a dict that ``torch.load(weights_only=True)`` reads: ``format_version``, ``model_kind``
 (``bts``, ``mvbts`` or ``kdbts``), ``config`` (the resolved model config as plain containers), ``model`` (the state

@@ -1,6 +1,6 @@
 """Key mapping between the original BTS / MVBTS / KDBTS checkpoints (``renderer.net.*``) and this project's modules.
 
-The original layout is described in ``shared/spec/original_checkpoints.md``: a torchvision ResNet under
+The original layout is described in docs/original_checkpoints.md §6: a torchvision ResNet under
 ``encoder.encoder.encoder``, the Monodepth2 decoder as one flat list ``encoder.decoder.decoder.{0..13}``
 (up-convolutions (stage, first|second) for stages 4..0, then the output convolutions of scales 0..3) and the head
 ``mlp_coarse`` (BTS), ``heads.multiviewhead3`` (MVBTS, the KDBTS teacher) and ``heads.singleviewhead`` (the KDBTS

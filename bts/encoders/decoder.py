@@ -1,4 +1,4 @@
-"""The Monodepth2-style upsampling decoder of BTS (method.md §1.1), producing only the scale-0 map.
+"""The Monodepth2-style upsampling decoder of BTS (docs/method.md §1.1), producing only the scale-0 map.
 
 Stages i = 4..0: conv block to width[i]; nearest x2 upsampling; for i > 0 concatenation with encoder map i-1
 (the upsampled map is cropped if it is larger); a second conv block. A 3x3 output convolution without activation

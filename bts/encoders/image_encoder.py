@@ -1,4 +1,4 @@
-"""Image encoder: per-pixel feature maps at the input resolution (method.md §1.1)."""
+"""Image encoder: per-pixel feature maps at the input resolution (docs/method.md §1.1)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ class ImageEncoder(nn.Module):
 
     def forward(self, images: Float[Tensor, "N 3 H W"], flip: bool = False) -> Float[Tensor, "N C H W"]:
         """Encode images. With ``flip`` the input is mirrored and the features mirrored back, so they stay
-        aligned with the unflipped image (the flip augmentation of §1.1; poses and colours are untouched)."""
+        aligned with the unflipped image (the flip augmentation of docs/method.md §1.1; poses and colours are
+        untouched)."""
         if min(images.shape[-2:]) < MIN_SIZE:
             raise ValueError(f"images must be at least {MIN_SIZE} pixels high and wide (the 1/32 map needs 2 "
                              f"pixels for its reflection padding), got {tuple(images.shape[-2:])}")

@@ -3,7 +3,7 @@
 KITTI-360 perspective cameras (and those of the synthetic city) are pitched about 5° down, so grids that should be
 parallel to the road (the bird's-eye profile, the voxel grid) are defined in a *levelled* frame: the input camera's
 frame (x right, y down, z forward) rotated back up by the pitch. A levelled point maps to the camera by
-``p_cam = R_x(+pitch) p_level`` (method.md §10).
+``p_cam = R_x(+pitch) p_level`` (docs/method.md §10).
 
 The voxel grid follows SemanticKITTI: ``256 x 256 x 32`` cells of 0.2 m, axes (forward, left, up), i.e. the
 velodyne convention, spanning forward [0, 51.2], left [-25.6, 25.6] and up [-2, 4.4] metres from the camera. In

@@ -1,4 +1,4 @@
-"""Positional encoding of the projected point (method.md §1.3)."""
+"""Positional encoding of the projected point (docs/method.md §1.3)."""
 
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
 """Multi-view fusion heads: per-view tokens ``[B, V, N, D]`` and invalid flags ``[B, V, N]`` to a raw density.
 
-- :class:`ConfidenceFusionHead`, the released MVBTS head (method.md §4.2): per view a confidence logit and a
+- :class:`ConfidenceFusionHead`, the released MVBTS head (docs/method.md §4.2): per view a confidence logit and a
   16-d feature from ``phi_1``; softmax of the logits over the valid views; ``phi_2`` on the weighted feature.
-- :class:`TransformerFusionHead`, the transformer variant (method.md §4.5): embedded tokens behind a learned
+- :class:`TransformerFusionHead`, the transformer variant (docs/method.md §4.5): embedded tokens behind a learned
   readout token, self-attention with a key-padding mask that really masks (the original added a float mask to
-  the logits instead, §11-8), density from the readout token.
+  the logits instead, docs/method.md §11-8), density from the readout token.
 
 Both are invariant to the order of the views, and invalid views have no influence.
 """
@@ -57,8 +57,8 @@ class TransformerFusionHead(nn.Module):
 
 
 def drop_views(invalid: Bool[Tensor, "B V N"], rate: float, generator: torch.Generator | None = None) -> Tensor:
-    """View dropout (§4.3): every (point, view) pair of the views v >= 1 becomes invalid with probability
-    ``rate``; view 0, the input image, is never dropped."""
+    """View dropout (docs/method.md §4.3): every (point, view) pair of the views v >= 1 becomes invalid with
+    probability ``rate``; view 0, the input image, is never dropped."""
     if rate <= 0.0:
         return invalid
     drop = torch.rand(invalid.shape, generator=generator, device="cpu").to(invalid.device) < rate

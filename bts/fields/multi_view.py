@@ -1,4 +1,4 @@
-"""The MVBTS density field: tokens of a point in every encoded view, fused by a head (method.md §4.1)."""
+"""The MVBTS density field: tokens of a point in every encoded view, fused by a head (docs/method.md §4.1)."""
 
 from __future__ import annotations
 
@@ -31,5 +31,5 @@ class MultiViewField(nn.Module):
         tokens = tokens if tokens is not None else self.tokens(points, encoded)
         fused_invalid = drop_views(tokens.invalid, self.view_dropout if self.training else 0.0)
         raw = self.head(tokens.tokens, fused_invalid)
-        # A point seen by no encoded view has no feature to predict from (colour-invalid, §4.1 item 4).
+        # A point seen by no encoded view has no feature to predict from (colour-invalid, docs/method.md §4.1-4).
         return DensityOutput(F.softplus(raw), raw, tokens.invalid.all(dim=1))

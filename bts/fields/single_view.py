@@ -1,4 +1,4 @@
-"""The BTS density field: a point, projected into one encoded image, becomes a density (method.md §1.2-1.5)."""
+"""The BTS density field: a point, projected into one encoded image, becomes a density (docs/method.md §1.2-1.5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Where a 3D point meets an encoded image: projection, feature sampling and the per-view token (§1.2-1.3).
+"""Where a 3D point meets an encoded image: projection, feature sampling and the per-view token
+(docs/method.md §1.2-1.3).
 
 All views are handled in one batched projection and one ``grid_sample`` call, never a Python loop over views.
 """

@@ -1,4 +1,4 @@
-"""BTS: one encoded image, a single-view density field (method.md §1)."""
+"""BTS: one encoded image, a single-view density field (docs/method.md §1)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""KDBTS: a single-view student head distilled from the MVBTS teacher on a shared encoder (method.md §5).
+"""KDBTS: a single-view student head distilled from the MVBTS teacher on a shared encoder (docs/method.md §5).
 
 Rendering and evaluation (``density``) always use the student: the original silently rendered through the teacher
-(§11-4). During training, ``training_density`` returns the density that the photometric loss renders (the
+(docs/method.md §11-4). During training, ``training_density`` returns the density that the photometric loss renders (the
 student for the ``frozen`` recipe, the teacher for ``joint``) and accumulates the distillation loss
 ``L_KD = mean |clip(softplus(s), 0, 2) - clip(softplus(sg(t)), 0, 2)|`` over the sample points inside the input
 frustum.
@@ -60,7 +60,7 @@ class KDBTSModel(MVBTSModel):
         self.student_photometric = False
 
     def configure(self, recipe: str, student_photometric: bool) -> None:
-        """Set the distillation recipe (decisions.md §4): ``frozen`` freezes the encoder and the teacher and
+        """Set the distillation recipe (docs/decisions.md §4): ``frozen`` freezes the encoder and the teacher and
         turns off teacher view dropout; ``joint`` trains everything."""
         if recipe not in RECIPES:
             raise ValueError(f"kd.recipe must be one of {RECIPES}, got {recipe!r}")

@@ -1,4 +1,4 @@
-"""MVBTS: several encoded views, fused per point by a multi-view head (method.md §4)."""
+"""MVBTS: several encoded views, fused per point by a multi-view head (docs/method.md §4)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from datasets.kitti_360.frames import view_subset
 class MVBTSModel(BTSModel):
     """Encoder plus multi-view field. In training it encodes view 0 and ``num_train_views - 1`` views drawn from
     ``train_candidates`` (the stereo style: two of the next frame, the stereo partner and its next frame); in
-    evaluation the named subset ``eval_views`` (decisions.md §7)."""
+    evaluation the named subset ``eval_views`` (docs/decisions.md §7)."""
 
     kind = "mvbts"
 

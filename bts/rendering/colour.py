@@ -1,10 +1,10 @@
-"""Image-based colour: read each sample point's colour from the colour-source frames (method.md §1.6).
+"""Image-based colour: read each sample point's colour from the colour-source frames (docs/method.md §1.6).
 
 BTS predicts no colour. A sample point is projected into every colour-source frame j and the frame's RGB is read
 there with bilinear interpolation (``align_corners=False``, border padding), giving one colour per frame; the
-photometric loss later keeps the best frame per pixel (§3.4). A point outside frame j's frustum gets a clamped
-border colour and is flagged invalid for that frame; the caller also ORs in the point's feature-invalid flag
-(outside the input frustum) before the weight-guided mask of §3.5.
+photometric loss later keeps the best frame per pixel (docs/method.md §3.4). A point outside frame j's frustum gets a
+clamped border colour and is flagged invalid for that frame; the caller also ORs in the point's feature-invalid flag
+(outside the input frustum) before the weight-guided mask of docs/method.md §3.5.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def sample_colours(
 
     Returns:
         Colours and invalid flags; invalid is ``not projection.valid``, which for a pinhole is
-        ``z <= 1e-3 or |u| > 1 or |v| > 1`` (§1.2).
+        ``z <= 1e-3 or |u| > 1 or |v| > 1`` (docs/method.md §1.2).
     """
     b, f, c, h, w = images.shape
     points_cam = transform_points(invert_rigid(cam_to_world), points_world[:, None])  # [B, F, N, 3]

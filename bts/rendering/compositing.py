@@ -1,4 +1,4 @@
-"""Volume rendering as pure functions of densities and sample distances (method.md §2, "Compositing").
+"""Volume rendering as pure functions of densities and sample distances (docs/method.md §2, "Compositing").
 
 Per ray with samples at distances ``s_0 < ... < s_{K-1}`` and densities ``sigma_k``:
 

@@ -1,4 +1,4 @@
-"""Which pixels become rays: random patches for training (method.md §3.3) and full images for evaluation.
+"""Which pixels become rays: random patches for training (docs/method.md §3.3) and full images for evaluation.
 
 Pixels are addressed by integer (row, column) and mapped to normalised coordinates at their *centres*
 (``u = (2x + 1) / W - 1``, the ``align_corners=False`` convention of :mod:`bts.geometry.cameras`), so a ray

@@ -1,4 +1,4 @@
-"""Rays through sampled pixels, for pinhole and MEI fisheye frames (method.md §2, "Ray generation").
+"""Rays through sampled pixels, for pinhole and MEI fisheye frames (docs/method.md §2, "Ray generation").
 
 Directions have unit length, so distances along a ray (and ``near`` / ``far``) are metric; with the
 project's pixel-centre convention the ray of pixel (i, j) passes through that pixel's centre.

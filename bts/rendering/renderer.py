@@ -1,4 +1,4 @@
-"""Volume rendering driven by a density closure: rays in, weights and expected distance out (method.md §2).
+"""Volume rendering driven by a density closure: rays in, weights and expected distance out (docs/method.md §2).
 
 The renderer knows nothing about encoders or heads: ``density_fn(points [B, N, 3]) -> (sigma [B, N], invalid [B, N])``
 is all it calls, in chunks of ``chunk_points`` points (the original's ``eval_batch_size``; no numerical effect).

@@ -1,8 +1,8 @@
-"""Distances of the samples along each ray (method.md §2, "Samples").
+"""Distances of the samples along each ray (docs/method.md §2, "Samples").
 
 BTS places K samples between ``near`` and ``far`` uniformly in *disparity* (``lindisp``), which spends most
 samples close to the camera where a pixel covers little space. Training jitters each sample inside its stratum;
-evaluation defaults to the stratum midpoints so that depth and occupancy are deterministic (decisions.md §3).
+evaluation defaults to the stratum midpoints so that depth and occupancy are deterministic (docs/decisions.md §3).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The self-supervised training signal of BTS (method.md §3): where a pixel becomes a loss.
+"""The self-supervised training signal of BTS (docs/method.md §3): where a pixel becomes a loss.
 
 One step: split the views into loss and colour frames, encode the input view (flipped with probability 1/2),
 cast rays through random patches of the loss frames, render their densities, read every sample's colour from
@@ -102,7 +102,7 @@ def training_step(model, batch: dict, config: ObjectiveConfig, renderer: Rendere
         sampled = sample_colours(points, group.images, group.camera, group.cam_to_world)
         colours.append(render_colours(render, sampled.colours))
         invalid.append(sampled.invalid.reshape(b, -1, r, k))
-    # A sample without a feature (outside the input frustum) cannot give a colour either (§1.6).
+    # A sample without a feature (outside the input frustum) cannot give a colour either (docs/method.md §1.6).
     invalid_all = torch.cat(invalid, dim=1) | render.invalid[:, None]
     ps = config.patch_size
     num_patches = r // (ps * ps)

@@ -1,4 +1,4 @@
-"""Views of a batch as camera groups, and the split of views into loss and colour frames (method.md §3.2).
+"""Views of a batch as camera groups, and the split of views into loss and colour frames (docs/method.md §3.2).
 
 A batch holds pinhole views (``images``) and, when the loader keeps fisheyes native, fisheye views
 (``fisheye_images``). Views are numbered across both: pinhole views first, then native fisheyes, which gives

@@ -1,4 +1,4 @@
-"""The bird's-eye "profile" of method.md §10: how much free height the model predicts above every ground cell.
+"""The bird's-eye "profile" of docs/method.md §10: how much free height the model predicts above every ground cell.
 
 A grid of ``rows x columns`` cells spans ``x`` (right) and ``z`` (forward) of the levelled input-camera frame, with
 ``num_slices`` heights per cell in ``y`` from the camera height (``y = 0``) downwards. Densities are queried at every

@@ -1,4 +1,4 @@
-"""Depth colouring: inverse depth between ``1/d_max`` and ``1/d_min`` through magma (method.md §10)."""
+"""Depth colouring: inverse depth between ``1/d_max`` and ``1/d_min`` through magma (docs/method.md §10)."""
 
 from __future__ import annotations
 

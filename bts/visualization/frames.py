@@ -1,4 +1,4 @@
-"""The frames of every video kind and figure (method.md §10), from a model and an input view.
+"""The frames of every video kind and figure (docs/method.md §10), from a model and an input view.
 
 - novel views (``nvs``): colour sampled from the input frame only, and depth, along a camera path;
 - sequence frames: the input frame over its rendered depth, with the bird's-eye profile on the right;
@@ -138,7 +138,7 @@ def sequence_frames(model: SceneModel, views: Iterator[InputView], s: FrameSetti
 
 def transition_frames(model: SceneModel, view: InputView, s: FrameSettings, t: TransitionSettings
                       ) -> Iterator[Tensor]:
-    """Front view to top-down view (method.md §10): the image narrows from ``W`` to ``H`` columns with the same
+    """Front view to top-down view (docs/method.md §10): the image narrows from ``W`` to ``H`` columns with the same
     horizontal field of view and ``f_y`` scaled by the width ratio (as in the original), so that the top-down view
     covers about as much ground across as along; it is padded back to ``W``. Near/far (z-depth) move from
     ``near_far_start`` to ``near_far_end`` and the depth colouring follows them. Held frames are rendered once."""

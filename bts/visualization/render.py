@@ -1,8 +1,9 @@
-"""Depth and colour of a (novel) pinhole view of an encoded scene, as the video scripts render them (method.md §10).
+"""Depth and colour of a (novel) pinhole view of an encoded scene, as the video scripts render them
+(docs/method.md §10).
 
 Rays have *unnormalised* directions (``z = 1`` in the camera frame), so the ray parameter, ``near`` / ``far`` and the
-rendered depth are all camera z-depths. Colour is image-based (§1.6): every sample point is projected into the
-colour source (for novel views: the input frame only) and its RGB composited with the rendering weights.
+rendered depth are all camera z-depths. Colour is image-based (docs/method.md §1.6): every sample point is projected
+into the colour source (for novel views: the input frame only) and its RGB composited with the rendering weights.
 """
 
 from __future__ import annotations

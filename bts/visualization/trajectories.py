@@ -161,7 +161,7 @@ def transition_progress(num_frames: int = 30, hold: int = 5) -> np.ndarray:
 
 def transition_pose(progress: float, pitch_deg: float = 85.0, height: float = 6.0, distance: float = 10.0
                     ) -> np.ndarray:
-    """Camera-to-input pose at ``progress`` in [0, 1] (method.md §10): pitched down by ``pitch_deg * p`` about x,
+    """Camera-to-input pose at ``progress`` in [0, 1] (docs/method.md §10): pitched down by ``pitch_deg * p`` about x,
     raised to ``y = -height * sin(a)`` and moved to ``z = distance * (1 - cos(a))``, ``a = pitch_deg * p``."""
     a = pitch_deg * progress
     r = math.radians(a)

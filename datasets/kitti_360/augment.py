@@ -1,4 +1,4 @@
-"""Colour jitter (method.md §3.8): one draw per datapoint, applied identically to all of its frames."""
+"""Colour jitter (docs/method.md §3.8): one draw per datapoint, applied identically to all of its frames."""
 
 from __future__ import annotations
 

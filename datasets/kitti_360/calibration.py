@@ -1,4 +1,4 @@
-"""Reading and writing the KITTI-360 calibration files (method.md §7.2).
+"""Reading and writing the KITTI-360 calibration files (docs/method.md §7.2).
 
 Files under ``<root>/calibration/``:
 

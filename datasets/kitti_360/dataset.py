@@ -1,4 +1,4 @@
-"""The KITTI-360 dataset: frames of a split, in the layout of method.md §7.1.
+"""The KITTI-360 dataset: frames of a split, in the layout of docs/method.md §7.1.
 
 An item is a dict (see :class:`Kitti360Item`). Poses are camera-to-world and re-expressed relative to view 0,
 computed in float64 (KITTI-360 world coordinates are large) and returned as float32, so the input camera is the

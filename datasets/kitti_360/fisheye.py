@@ -1,4 +1,4 @@
-"""Fisheye frames: resampling to a virtual pinhole (the original behaviour, method.md §7.3) or native use.
+"""Fisheye frames: resampling to a virtual pinhole (the original behaviour, docs/method.md §7.3) or native use.
 
 The virtual pinhole has the perspective camera's normalised intrinsics and is rotated relative to the fisheye by
 ``fisheye_rotation = (rot_x, rot_y)`` degrees; the default ``(0, -15)`` gives ``R_x(-15°)``, a view pitched 15°

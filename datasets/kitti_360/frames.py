@@ -1,4 +1,4 @@
-"""Which frames a KITTI-360 datapoint loads (method.md §3.1) and the named view subsets (decisions.md §7).
+"""Which frames a KITTI-360 datapoint loads (docs/method.md §3.1) and the named view subsets (docs/decisions.md §7).
 
 For a datapoint (sequence, row ``t``, side) with ``num_timesteps = 2``, stereo and fisheyes, the views are, in
 this order: main perspective at t, t+1; other perspective at t, t+1; main-side fisheye at t+o, t+o+1; other
@@ -6,7 +6,7 @@ fisheye at t+o, t+o+1 (``o = fisheye_offset``). Main = image_00 for side ``l``, 
 fisheye is image_02 for ``l``, image_03 for ``r``. Rows past the end of the sequence are clamped to the last one.
 
 ``fisheye_offset`` is one offset (the BTS loader: 10) or a list of them (the KDBTS loader's ``KITTI_360_DFT``
-type, method.md §11-6): a training datapoint then draws its offset from the list, uniformly and independently of
+type, docs/method.md §11-6): a training datapoint then draws its offset from the list, uniformly and independently of
 the other datapoints, so that the side views look at the input view's hidden space from several distances; a
 datapoint outside training uses the list's first offset (as the KDBTS test set does).
 """

@@ -1,4 +1,4 @@
-"""Paths of the KITTI-360 tree (method.md §7.1), with the download package of every file."""
+"""Paths of the KITTI-360 tree (docs/method.md §7.1), with the download package of every file."""
 
 from __future__ import annotations
 

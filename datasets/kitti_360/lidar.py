@@ -1,4 +1,4 @@
-"""Sparse depth maps from velodyne scans, for validation (method.md §8.2, KITTI-360 depth)."""
+"""Sparse depth maps from velodyne scans, for validation (docs/method.md §8.2, KITTI-360 depth)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def lidar_depth_map(points_velo: np.ndarray, velo_to_cam: np.ndarray, intrinsics
     """Project velodyne points into a pinhole camera and keep the nearest z-depth per pixel.
 
     Points behind the camera are dropped before projecting: the original loader projects them too, so they
-    land mirrored in the image (BTS issue #32, method.md §11-11). Pixels without a point are 0.
+    land mirrored in the image (BTS issue #32, docs/method.md §11-11). Pixels without a point are 0.
     """
     pts = points_velo[:, :3].astype(np.float64) @ velo_to_cam[:3, :3].T + velo_to_cam[:3, 3]
     pts = torch.from_numpy(pts[pts[:, 2] > 0.0])

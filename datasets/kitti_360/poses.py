@@ -1,6 +1,6 @@
 """``data_poses/<seq>/poses.txt``: one row per posed frame, ``frame_id`` then the 3x4 pose-to-world matrix.
 
-Only frames with a row have a pose; the dataset's time index ``t`` counts rows, not frame ids (method.md §3.1).
+Only frames with a row have a pose; the dataset's time index ``t`` counts rows, not frame ids (docs/method.md §3.1).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Write the resized image folders that the loader reads instead of resizing on the fly (method.md §7.3).
+"""Write the resized image folders that the loader reads instead of resizing on the fly (docs/method.md §7.3).
 
     python -m datasets.kitti_360.preprocess --root $KITTI360_ROOT --split data/splits/kitti_360/train_files.txt
 

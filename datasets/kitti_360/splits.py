@@ -1,4 +1,4 @@
-"""Split files in the BTS line format: ``<sequence> <10-digit frame id> <l|r>`` (method.md §7.4)."""
+"""Split files in the BTS line format: ``<sequence> <10-digit frame id> <l|r>`` (docs/method.md §7.4)."""
 
 from __future__ import annotations
 

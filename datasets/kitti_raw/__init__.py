@@ -1,5 +1,5 @@
-"""KITTI Raw for the Eigen depth protocol (method.md §7.5, §8.2): calibration, split lists, velodyne ground truth
-and a dataset of test frames. Training on KITTI Raw is out of scope (decisions.md §2)."""
+"""KITTI Raw for the Eigen depth protocol (docs/method.md §7.5, §8.2): calibration, split lists, velodyne ground truth
+and a dataset of test frames. Training on KITTI Raw is out of scope (docs/decisions.md §2)."""
 
 from datasets.kitti_raw.calibration import RawCalibration, read_raw_calibration
 from datasets.kitti_raw.dataset import KittiRawConfig, KittiRawDataset, KittiRawItem

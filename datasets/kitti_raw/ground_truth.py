@@ -1,4 +1,4 @@
-"""Depth ground truth of the Eigen test protocol (method.md §8.2): raw velodyne points projected into the image.
+"""Depth ground truth of the Eigen test protocol (docs/method.md §8.2): raw velodyne points projected into the image.
 
 The rules are those every published KITTI Raw depth table uses (Eigen et al.'s protocol as Monodepth2 and BTS
 implement it), kept exactly, conventions included, so that numbers stay comparable:

@@ -1,4 +1,4 @@
-"""The built-in synthetic city: a KITTI-360 look-alike street with exact ground truth (synthetic_world.md).
+"""The built-in synthetic city: a KITTI-360 look-alike street with exact ground truth (docs/synthetic_city.md).
 
     python -m datasets.synthetic --out DIR [--sequences N] [--frames M] [--seed S] [--size tiny|small|default]
 

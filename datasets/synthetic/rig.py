@@ -1,6 +1,6 @@
 """The KITTI-360 sensor rig of the synthetic city: calibration, vehicle trajectory and lidar beams.
 
-Frames follow the real calibration files (synthetic_world.md item 4):
+Frames follow the real calibration files (docs/synthetic_city.md, Requirements, item 4):
 
 - cameras: x right, y down, z forward; the pose (IMU) frame of ``poses.txt``: x forward, y right, z down; the
   velodyne: x forward, y left, z up (velodyne-to-pose rotation about ``diag(1, -1, -1)``);
@@ -45,7 +45,7 @@ _MOUNT = {
     "velodyne": ((0.80, 0.30, -0.80), (0.20, -0.15, 0.30)),
 }
 
-# MEI parameters of the real fisheyes at 1400 x 1400 (decisions.md §6).
+# MEI parameters of the real fisheyes at 1400 x 1400 (docs/decisions.md §6).
 _FISHEYE_1400 = {
     "image_02": FisheyeCalibration(2.2134, 0.0168, 1.6549, 4.3e-4, -3.2e-4, 1336.3, 1335.8, 716.9, 705.8, 1400, 1400),
     "image_03": FisheyeCalibration(2.5535, 0.0494, 4.5068, -2.4e-4, 5.1e-4, 1485.4, 1484.9, 698.9, 698.0, 1400, 1400),

@@ -6,7 +6,7 @@
 - train: the remaining frames, each as ``l`` and ``r`` (the stereo roles mirrored, as in the real lists).
 
 The last :data:`FRAMES_AHEAD` posed frames of every sequence are in no split, so that the fisheye frames at
-``t + 10`` and ``t + 11`` (method.md §3.1) exist for every datapoint.
+``t + 10`` and ``t + 11`` (docs/method.md §3.1) exist for every datapoint.
 """
 
 from __future__ import annotations

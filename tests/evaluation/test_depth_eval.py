@@ -1,4 +1,4 @@
-"""Depth evaluation (method.md §8.2): median scaling, upsampling, the crop, and evaluation/depth.py end to end."""
+"""Depth evaluation (docs/method.md §8.2): median scaling, upsampling, the crop, and evaluation/depth.py end to end."""
 
 import csv
 import json

@@ -1,4 +1,4 @@
-"""The KITTI Raw loader of the Eigen depth protocol on a tiny tree written here (method.md §8.2)."""
+"""The KITTI Raw loader of the Eigen depth protocol on a tiny tree written here (docs/method.md §8.2)."""
 
 import hashlib
 

@@ -1,4 +1,4 @@
-"""Novel-view evaluation (method.md §8.3): PSNR, SSIM (against skimage), LPIPS's degraded path, the colour path and
+"""Novel-view evaluation (docs/method.md §8.3): PSNR, SSIM (against skimage), LPIPS's degraded path, the colour path and
 evaluation/nvs.py end to end."""
 
 import csv

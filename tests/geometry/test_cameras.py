@@ -18,7 +18,7 @@ from bts.geometry import (
 # The public KITTI-360 rectified perspective calibration (1408x376).
 K360 = torch.tensor([[552.554261, 0.0, 682.049453], [0.0, 552.554261, 238.769549], [0.0, 0.0, 1.0]],
                     dtype=torch.float64)
-# Real image_02 / image_03 parameters (decisions.md §6), with p1, p2 for the tangential option.
+# Real image_02 / image_03 parameters (docs/decisions.md §6), with p1, p2 for the tangential option.
 FISHEYES = {
     "image_02": dict(xi=2.2134047507854890, k1=1.6798235660113681e-02, k2=1.6548773243373522,
                      p1=4.2223943394772046e-04, p2=4.2462134260997584e-04, gamma1=1336.3220825849971,

@@ -1,4 +1,4 @@
-"""The rendering and loss pieces put together as a BTS training step uses them (method.md §3.3-3.7)."""
+"""The rendering and loss pieces put together as a BTS training step uses them (docs/method.md §3.3-3.7)."""
 
 import torch
 

@@ -1,4 +1,4 @@
-"""The bird's-eye free-height profile (method.md §10) and the levelled frame it lives in."""
+"""The bird's-eye free-height profile (docs/method.md §10) and the levelled frame it lives in."""
 
 import pytest
 import torch

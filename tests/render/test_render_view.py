@@ -9,7 +9,7 @@ from bts.visualization.render import ColourSource, render_view
 
 
 def test_a_fronto_parallel_wall_has_one_z_depth_in_every_pixel():
-    """Rays are parameterised by z (method.md §10), so a wall at z = 10 renders 10 in the corners too; with
+    """Rays are parameterised by z (docs/method.md §10), so a wall at z = 10 renders 10 in the corners too; with
     distances along unit rays the corners would read 10 / cos(angle)."""
     k = torch.tensor([[1.2, 0.0, 0.05], [0.0, 3.9, -0.2], [0.0, 0.0, 1.0]])
 

@@ -73,7 +73,7 @@ def test_reproduce_smoke_runs_every_stage(synthetic_root, tmp_path):
     frames = iio.imread(out / summary["video"])
     single = iio.imread(out / "videos" / "bts.mp4")
     assert len(frames) == 2 and frames.shape[1] >= 3 * single.shape[1] - 6  # three models stacked
-    # decisions.md §11's questions, answered point by point on the occluded points.
+    # docs/decisions.md §11's questions, answered point by point on the occluded points.
     questions = [d["question"] for d in summary["diagnosis"]]
     assert len(questions) == 4 and "does the student fit the teacher?" in questions
     fit = next(d for d in summary["diagnosis"] if d["question"] == "does the student fit the teacher?")

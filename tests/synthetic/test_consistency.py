@@ -1,4 +1,4 @@
-"""Multi-view photometric consistency of the synthetic city (decisions.md §10).
+"""Multi-view photometric consistency of the synthetic city (docs/decisions.md §10).
 
 Surface points seen by image_00 at frame t (from its exact depth) are projected, through the calibration and poses
 read back from the files, into another camera and frame; where that camera sees the same point cleanly, the

@@ -1,7 +1,7 @@
 """The official KITTI-360 devkit (kitti360scripts) reads the synthetic calibration and projects like our images.
 
 kitti360scripts 1.0.0 predates PyYAML 6 and numpy 2: its YAML reader calls ``yaml.load`` without a Loader and its
-perspective ``cam2image`` uses ``np.int``; the tests patch both (synthetic_world.md item 4).
+perspective ``cam2image`` uses ``np.int``; the tests patch both (docs/synthetic_city.md, Requirements, item 4).
 """
 
 from __future__ import annotations

@@ -14,10 +14,21 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import Dataset
 
-from bts.training.engine import train
+from bts.training.engine import occupancy_labels_config, train
+from datasets.factory import build_dataset
 
 log = logging.getLogger("train")
+
+
+def build_datasets(cfg: dict) -> tuple[Dataset, Dataset]:
+    """The training set (with exact occupancy labels for the supervised objective) and the validation set (with
+    lidar depth) of a resolved config; the engine calls it in every process (a module-level function: picklable)."""
+    train_set = build_dataset(cfg["data"], cfg["paths"], "train", train=True,
+                              occupancy_labels=occupancy_labels_config(cfg))
+    val_set = build_dataset(cfg["data"], cfg["paths"], "val", lidar_depth=True)
+    return train_set, val_set
 
 
 def _link_latest(run_dir: Path) -> None:
@@ -35,7 +46,7 @@ def main(cfg: DictConfig) -> None:
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
         _link_latest(run_dir)
     log.info("run folder: %s", run_dir)
-    train(OmegaConf.to_container(cfg, resolve=True), run_dir)
+    train(OmegaConf.to_container(cfg, resolve=True), run_dir, build_datasets)
     log.info("done: checkpoint %s, logs %s", run_dir / "checkpoints" / "last.pt", run_dir / "tensorboard")
 
 

@@ -24,8 +24,8 @@ from bts.checkpoints.format import MODEL_KINDS, CheckpointError, load_checkpoint
 from bts.fields import EncodedViews
 from bts.models.factory import build_model
 from bts.models.mvbts import MVBTSModel
+from bts.models.views import view_subset
 from bts.rendering.renderer import RendererConfig
-from datasets.kitti_360.frames import view_subset
 
 DEFAULT_IMAGE_SIZE = (192, 640)
 

@@ -9,7 +9,8 @@ Pure, batched functions (no Python loop over bins or points):
 - :func:`vote_threshold`: the original's vote rule ``(1 + votes) / N > (N - 2) / N``.
 
 The levelled frame has its origin at camera 0 at time t, x right, y down, z forward, rotated so that the x-z plane
-is parallel to the road (KITTI-360's perspective cameras are pitched about 5° down).
+is parallel to the road (KITTI-360's perspective cameras are pitched about 5° down); it is built in
+:mod:`bts.geometry.level`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import math
 import torch
 from jaxtyping import Bool, Float
 from torch import Tensor
+
+from bts.geometry import level_from_camera
 
 
 def query_grid(x_range: tuple[float, float], y_range: tuple[float, float], z_range: tuple[float, float],
@@ -41,16 +44,10 @@ def query_grid(x_range: tuple[float, float], y_range: tuple[float, float], z_ran
     return grid[..., [2, 0, 1]].reshape(-1, 3), (x_res, y_res, z_res)
 
 
-def rotation_x(degrees: float) -> Float[Tensor, "4 4"]:
-    """Homogeneous rotation about x by ``degrees`` (float64)."""
-    c, s = math.cos(math.radians(degrees)), math.sin(math.radians(degrees))
-    return torch.tensor([[1, 0, 0, 0], [0, c, -s, 0], [0, s, c, 0], [0, 0, 0, 1]], dtype=torch.float64)
-
-
 def level_transform(pitch_deg: float) -> Float[Tensor, "4 4"]:
     """``T_level<-cam0``: undoes a camera pitched ``pitch_deg`` down (a point straight ahead on the road plane then
-    has y = camera height)."""
-    return rotation_x(-pitch_deg)
+    has y = camera height); :func:`bts.geometry.level_from_camera` under this module's name."""
+    return level_from_camera(pitch_deg)
 
 
 def transform(matrix: Float[Tensor, "*B 4 4"], points: Float[Tensor, "*B N 3"]) -> Float[Tensor, "*B N 3"]:

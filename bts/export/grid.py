@@ -3,7 +3,7 @@
 KITTI-360 perspective cameras (and those of the synthetic city) are pitched about 5° down, so grids that should be
 parallel to the road (the bird's-eye profile, the voxel grid) are defined in a *levelled* frame: the input camera's
 frame (x right, y down, z forward) rotated back up by the pitch. A levelled point maps to the camera by
-``p_cam = R_x(+pitch) p_level`` (docs/method.md §10).
+``p_cam = R_x(+pitch) p_level`` (docs/method.md §10; the frame is :mod:`bts.geometry.level`).
 
 The voxel grid follows SemanticKITTI: ``256 x 256 x 32`` cells of 0.2 m, axes (forward, left, up), i.e. the
 velodyne convention, spanning forward [0, 51.2], left [-25.6, 25.6] and up [-2, 4.4] metres from the camera. In
@@ -18,13 +18,14 @@ import torch
 from jaxtyping import Bool, Float
 from torch import Tensor
 
-from bts.geometry import make_rigid, rotation_x, transform_points
+from bts.geometry import camera_from_level, transform_points
 from bts.rendering.renderer import DensityFn, query_density
 
 
 def levelled_to_camera(pitch_deg: float, dtype: torch.dtype = torch.float32) -> Float[Tensor, "4 4"]:
-    """The transform from the levelled frame to a camera pitched ``pitch_deg`` down: ``R_x(+pitch)``."""
-    return make_rigid(rotation_x(pitch_deg, dtype=dtype), torch.zeros(3, dtype=dtype))
+    """The transform from the levelled frame to a camera pitched ``pitch_deg`` down: ``R_x(+pitch)``
+    (:func:`~bts.geometry.camera_from_level`, cast to ``dtype``)."""
+    return camera_from_level(pitch_deg).to(dtype)
 
 
 @dataclass(frozen=True)

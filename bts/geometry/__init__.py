@@ -13,6 +13,7 @@ from bts.geometry.cameras import (
     pixel_grid,
     pixels_to_normalized,
 )
+from bts.geometry.level import camera_from_level, level_from_camera
 from bts.geometry.transforms import (
     invert_rigid,
     make_rigid,
@@ -27,6 +28,6 @@ from bts.geometry.transforms import (
 __all__ = [
     "Camera", "MeiFisheyeCamera", "PinholeCamera", "PixelConvention", "Projection", "camera_rays",
     "denormalize_intrinsics", "normalize_intrinsics", "normalized_to_pixels", "pixel_grid", "pixels_to_normalized",
-    "invert_rigid", "make_rigid", "relative_to", "rotation_x", "rotation_y", "rotation_z", "transform_directions",
-    "transform_points",
+    "camera_from_level", "level_from_camera", "invert_rigid", "make_rigid", "relative_to", "rotation_x", "rotation_y",
+    "rotation_z", "transform_directions", "transform_points",
 ]

@@ -7,7 +7,7 @@ import torch
 from bts.encoders import ImageEncoder
 from bts.fields.multi_view import MultiViewField
 from bts.models.bts import BTSModel
-from datasets.kitti_360.frames import view_subset
+from bts.models.views import view_subset
 
 
 class MVBTSModel(BTSModel):

@@ -1,18 +1,22 @@
 """The ignite training loop: one process per device, launched unchanged by ``python`` or ``torchrun``.
 
-``train(cfg, run_dir)`` runs under ``ignite.distributed.Parallel``: without a backend it is a single process
-(CPU or one GPU); under ``torchrun`` with ``trainer.backend=nccl`` (or ``gloo`` on CPU) every process trains a
-shard of each batch and DDP averages the gradients.
+``train(cfg, run_dir, build_datasets)`` runs under ``ignite.distributed.Parallel``: without a backend it is a single
+process (CPU or one GPU); under ``torchrun`` with ``trainer.backend=nccl`` (or ``gloo`` on CPU) every process trains
+a shard of each batch and DDP averages the gradients.
+
+The engine knows no dataset: the entry point (``train.py``) hands it ``build_datasets``, a picklable callable
+``cfg -> (train_set, val_set)`` that every process calls once, after the loss config is checked.
 
 ``loss.objective`` selects the training signal: ``photometric`` (BTS, MVBTS, KDBTS; :mod:`bts.training.objective`)
 or ``supervised`` (the upper bound fitted to the synthetic city's exact occupancy; :mod:`bts.training.supervised`,
-whose labelled points the data layer adds to the training set).
+whose labelled points the data layer adds to the training set, sampled as :func:`occupancy_labels_config` says).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +27,7 @@ from ignite.engine import DeterministicEngine, Engine, Events
 from ignite.handlers import ProgressBar
 from ignite.utils import manual_seed
 from torch import nn
+from torch.utils.data import Dataset
 
 from bts.losses import LossWeights
 from bts.models import build_model
@@ -32,12 +37,15 @@ from bts.training.objective import ObjectiveConfig, training_step
 from bts.training.state import restore_training_state
 from bts.training.supervised import SupervisedConfig, supervised_step
 from bts.training.teacher import load_teacher
-from datasets.factory import build_dataset
 
 log = logging.getLogger(__name__)
 
 OBJECTIVES = ("photometric", "supervised")
 SUPERVISED_MODEL_KINDS = ("bts", "mvbts")
+
+# ``cfg -> (train_set, val_set)``: the training set (with the labelled points of the supervised objective, see
+# :func:`occupancy_labels_config`) and the validation set (with lidar depth, for :func:`validate`).
+DatasetBuilder = Callable[[dict], tuple[Dataset, Dataset]]
 
 
 class Trainee(nn.Module):
@@ -149,14 +157,12 @@ def build_parts(cfg: dict, device: torch.device) -> TrainingParts:
     return TrainingParts(trainee, model, optimizer, scheduler, engine)
 
 
-def _training(local_rank: int, cfg: dict, run_dir: Path) -> None:
+def _training(local_rank: int, cfg: dict, run_dir: Path, build_datasets: DatasetBuilder) -> None:
     rank, device = idist.get_rank(), idist.device()
     t = cfg["trainer"]
     manual_seed(cfg["seed"] + rank)
     objective_config(cfg)  # a bad loss config fails before any data is built
-    train_set = build_dataset(cfg["data"], cfg["paths"], "train", train=True,
-                              occupancy_labels=occupancy_labels_config(cfg))
-    val_set = build_dataset(cfg["data"], cfg["paths"], "val", lidar_depth=True)
+    train_set, val_set = build_datasets(cfg)
     loader = idist.auto_dataloader(train_set, batch_size=t["batch_size"], num_workers=cfg["data"]["num_workers"],
                                    shuffle=True, drop_last=True, persistent_workers=cfg["data"]["num_workers"] > 0)
     if len(loader) == 0:
@@ -190,8 +196,9 @@ def _training(local_rank: int, cfg: dict, run_dir: Path) -> None:
     engine.run(loader, max_epochs=max(epochs, engine.state.epoch))
 
 
-def train(cfg: dict, run_dir: Path) -> None:
-    """Train the model ``cfg`` describes, writing checkpoints and logs into ``run_dir``."""
+def train(cfg: dict, run_dir: Path, build_datasets: DatasetBuilder) -> None:
+    """Train the model ``cfg`` describes on the datasets ``build_datasets(cfg)`` returns (called in every process),
+    writing checkpoints and logs into ``run_dir``."""
     backend = cfg["trainer"]["backend"]
     with idist.Parallel(backend=backend) as parallel:
-        parallel.run(_training, cfg, run_dir)
+        parallel.run(_training, cfg, run_dir, build_datasets)

@@ -13,10 +13,10 @@ from ignite.engine import Engine, Events
 from torch.utils.data import Dataset
 from torch.utils.tensorboard import SummaryWriter
 
+from bts.metrics import DEPTH_METRICS, depth_metrics
 from bts.rendering.renderer import RendererConfig, render_depth
 from bts.training.state import save_training_state
 from bts.visualization import colorize_depth
-from evaluation.metrics import DEPTH_METRICS, depth_metrics
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bts.geometry import rotation_x, rotation_y
+from bts.geometry import camera_from_level, rotation_x, rotation_y
 
 ROTATION_TOLERANCE = 1e-3
 
@@ -51,7 +51,7 @@ def _yaw(deg: float) -> np.ndarray:
 
 def to_camera_frame(poses_levelled: np.ndarray, pitch_deg: float) -> np.ndarray:
     """Conjugate levelled-frame motions into the input-camera frame of a camera pitched ``pitch_deg`` down."""
-    level_to_cam = _pose(rotation_x(pitch_deg).numpy(), np.zeros(3))
+    level_to_cam = camera_from_level(pitch_deg).numpy()
     return level_to_cam @ poses_levelled @ np.linalg.inv(level_to_cam)
 
 

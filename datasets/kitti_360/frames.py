@@ -1,4 +1,4 @@
-"""Which frames a KITTI-360 datapoint loads (docs/method.md §3.1) and the named view subsets (docs/decisions.md §7).
+"""Which frames a KITTI-360 datapoint loads (docs/method.md §3.1), in the order the view subsets index.
 
 For a datapoint (sequence, row ``t``, side) with ``num_timesteps = 2``, stereo and fisheyes, the views are, in
 this order: main perspective at t, t+1; other perspective at t, t+1; main-side fisheye at t+o, t+o+1; other
@@ -9,11 +9,18 @@ fisheye is image_02 for ``l``, image_03 for ``r``. Rows past the end of the sequ
 type, docs/method.md §11-6): a training datapoint then draws its offset from the list, uniformly and independently of
 the other datapoints, so that the side views look at the input view's hidden space from several distances; a
 datapoint outside training uses the list's first offset (as the KDBTS test set does).
+
+The view subsets (``VIEW_SUBSETS``, ``view_subset``) index the order above; they are a convention of the models and
+live in :mod:`bts.models.views`, re-exported here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from bts.models.views import VIEW_SUBSETS, view_subset
+
+__all__ = ["VIEW_SUBSETS", "FrameSelection", "View", "select_views", "view_subset"]
 
 
 @dataclass(frozen=True)
@@ -68,20 +75,3 @@ def select_views(selection: FrameSelection, row: int, side: str, num_rows: int,
             offset = base + k
             views.append(View(camera, min(row + offset, num_rows - 1), offset))
     return views
-
-
-# Named subsets of the standard 8 views (indices into the order above), used for encoder views everywhere.
-VIEW_SUBSETS: dict[str, tuple[int, ...]] = {
-    "mono": (0,),
-    "mono_temporal": (0, 1),
-    "stereo": (0, 2),
-    "stereo_temporal": (0, 1, 2, 3),
-    "stereo_fisheye": (0, 1, 2, 3, 4, 5, 6, 7),
-    "all": (0, 1, 2, 3, 4, 5, 6, 7),
-}
-
-
-def view_subset(name: str) -> tuple[int, ...]:
-    if name not in VIEW_SUBSETS:
-        raise KeyError(f"unknown view subset {name!r}; expected one of {sorted(VIEW_SUBSETS)}")
-    return VIEW_SUBSETS[name]

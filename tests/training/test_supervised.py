@@ -10,12 +10,12 @@ from torch.utils.data import default_collate
 from bts.checkpoints.format import load_checkpoint
 from bts.inference import load_model
 from bts.models import build_model
-from bts.training.engine import objective_config, occupancy_labels_config, train
+from bts.training.engine import objective_config, occupancy_labels_config
 from bts.training.objective import ObjectiveConfig
 from bts.training.supervised import SupervisedConfig, supervised_step
 from datasets.kitti_360 import Kitti360Config, Kitti360Dataset
 from datasets.synthetic.occupancy_labels import OccupancyLabelledDataset, OccupancySampling
-from tests.training.helpers import CONFIGS, debug_config
+from tests.training.helpers import CONFIGS, debug_config, train
 from tests.training.test_train_bts import run_train
 
 TINY_BTS = {"kind": "bts", "encoder": {"depth": 18, "pretrained": False}, "field": {}}

@@ -10,8 +10,7 @@ import torch
 
 from bts.checkpoints.format import CheckpointError, load_checkpoint
 from bts.training import engine as engine_module
-from bts.training.engine import train
-from tests.training.helpers import debug_config
+from tests.training.helpers import debug_config, train
 
 REPO = Path(__file__).resolve().parents[2]
 

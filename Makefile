@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # The demo evaluates 20 test frames per model under the `exact` protocol (which also reports the `bts` numbers).
 DEMO_EVAL := protocol=exact max_frames=20 output_dir=outputs/demo/occupancy
 
-.PHONY: install demo test benchmark reproduce clean-venv
+.PHONY: install demo test benchmark reproduce completion clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ test: $(STAMP)
 # The reproduction of the papers' finding on the synthetic city (issue 7; README "Reproduction"), budget 1.
 reproduce: $(STAMP)
 	$(BIN)/python -m bts.reproduce
+
+# Scene completion on the built-in city (issue 13; README "Scene completion"): BTS and its supervised bound,
+# two seeds, learning curves with baselines and exact ceilings.
+completion: $(STAMP)
+	$(BIN)/python scripts/completion.py
 
 benchmark: $(STAMP)
 	$(BIN)/python -m datasets.benchmark

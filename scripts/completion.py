@@ -197,6 +197,7 @@ def learning_curves(out: Path, summary: dict[str, Any]) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.ticker  # noqa: PLC0415
 
     panels = (("ie_acc", "IE_acc (exact truth)"), ("ie_rec", "IE_rec (exact truth)"),
               ("occluded_auc", "occluded AUC (exact truth)"))
@@ -226,6 +227,7 @@ def learning_curves(out: Path, summary: dict[str, Any]) -> Path:
             ax.axhline(0.5, color="black", ls="--", lw=1, label="chance")
         ax.set_xscale("log")
         ax.set_xticks(budgets, [str(b) for b in budgets])
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel("training steps")
         ax.set_title(title)
     axes[0].legend(fontsize=7)

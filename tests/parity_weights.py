@@ -59,14 +59,19 @@ def parity_rel(got: torch.Tensor, want: torch.Tensor) -> torch.Tensor:
 def assert_parity(rel: torch.Tensor, group: torch.Tensor, what: object = "") -> None:
     """The bounds of shared/parity/README.md on ``rel = |got - want| / max(|want|, 1)`` per point, with one allowance.
 
-    Group 1 (points at or behind the camera, where the inverse-depth code cancels): at most 1e-4. Groups 0 and 2:
-    99 % of the points within 1e-5 (the README's bound) and every point within 5e-5. The README notes that values
-    between 1e-5 and 1e-4 there point to another conv or matmul algorithm rather than a logic error; another CPU's
-    kernels put single points just over 1e-5 (1.0014e-5 seen on an AMD EPYC host), while a logic error (wrong
-    encoding order, normalisation, K convention or head) is off by orders of magnitude on most points.
+    Group 1 (points at or behind the camera, where the inverse-depth code cancels): 99 % of the points within 1e-4
+    (the README's bound) and every point within 2e-3 (the code reaches about 6231 there, so one float32 rounding of
+    it is already 6231 * 1.2e-7 = 7e-4 of the result). Groups 0 and 2: 99 % of the points within 1e-5 (the README's
+    bound) and every point within 5e-5. The README notes that values between 1e-5 and 1e-4 there point to another
+    conv or matmul algorithm rather than a logic error; other CPUs' kernels put single points over the bounds
+    (1.0014e-5 in group 0 on an AMD EPYC host; in group 1 of MultiViewHead3 1.58e-4 with 1 view and 9.3e-4 with 3,
+    99th percentiles at most 3.1e-5, on an Intel Xeon host), while a logic error (wrong encoding order, normalisation, K
+    convention or head) is off by orders of magnitude on most points.
     """
     rest, behind = rel[group != 1], rel[group == 1]
-    assert behind.max() <= 1e-4, (what, "group 1", behind.max().item())
+    q99_behind = torch.quantile(behind.double(), 0.99).item()
+    assert q99_behind <= 1e-4, (what, "group 1, 99th percentile", q99_behind)
+    assert behind.max() <= 2e-3, (what, "group 1", behind.max().item())
     q99 = torch.quantile(rest.double(), 0.99).item()
     assert q99 <= 1e-5, (what, "99th percentile", q99)
     assert rest.max() <= 5e-5, (what, "max", rest.max().item())

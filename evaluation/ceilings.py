@@ -41,9 +41,9 @@ from torch import Tensor
 from bts.rendering.compositing import distance_to_depth
 from bts.rendering.rays import image_rays
 from evaluation.lidar_occupancy import transform
+from evaluation.protocols import RAY_TOLERANCE, first_hits
 
 CEILINGS = ("exact_behind",)
-RAY_TOLERANCE = 1e-4  # metres; the exact protocol's visibility tolerance
 
 
 def check_margin(prediction: str, margin: Any) -> float | None:
@@ -70,13 +70,9 @@ def exact_ceiling(points_world: Float[Tensor, "P 3"], origin: Float[Tensor, "3"]
     :class:`~datasets.synthetic.SyntheticScene`: occupied when the point lies behind the first surface on its ray
     (``s + tolerance < d``, ``d`` the point's distance from ``origin``, ``s`` the first hit's), and with ``margin``
     at most ``margin`` metres behind it along the ray (``d <= s + margin``)."""
-    points, o = points_world.double(), origin.double()
-    offsets = points - o
-    distance = offsets.norm(dim=-1)
-    if len(points) == 0:
+    if len(points_world) == 0:
         return torch.zeros(0, dtype=torch.bool, device=points_world.device)
-    hit = scene.ray_distance(o.float(), offsets.float(), max_distance=float(distance.max()) + 1.0)
-    hit = hit.double().to(distance.device)
+    distance, hit = first_hits(scene, origin, points_world)
     occupied = distance > hit + tolerance
     if margin is not None:
         occupied &= distance <= hit + margin

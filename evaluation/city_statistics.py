@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from datasets.kitti_360 import FrameSelection, Kitti360Config, Kitti360Dataset
-from evaluation.lidar_occupancy import level_transform, query_grid, transform
+from evaluation.protocols import BtsProtocol, Frame, exact_truth
 
 BANDS = ((4.0, 8.0), (8.0, 12.0), (12.0, 16.0), (16.0, 20.0))
 
@@ -50,19 +50,13 @@ class SliceTruth:
     visible: torch.Tensor  # [P] bool: nothing lies between the camera and the point, and it is empty
 
 
-def slice_truth(scene, world_from_cam: torch.Tensor, x_range=(-4.0, 4.0), y_range=(0.0, 0.75),
-                z_range=(20.0, 4.0), ppm: float = 10.0, pitch_deg: float = 5.0) -> SliceTruth:
-    """The papers' slice in front of a camera with pose ``world_from_cam`` (float64 4x4), scored exactly."""
-    points_level, _ = query_grid(x_range, y_range, z_range, ppm, 4.0, 1)
-    cam_from_level = torch.linalg.inv(level_transform(pitch_deg))
-    world_from_level = world_from_cam.double() @ cam_from_level
-    points = transform(world_from_level, points_level.double())
-    occupied = scene.occupied(points.float())
-    origin = world_from_level[:3, 3]
-    distance = (points - origin).norm(dim=-1)
-    hit = scene.ray_distance(origin.float(), (points - origin).float(), max_distance=float(distance.max()) + 1.0)
-    visible = (hit.double() >= distance - 1e-4) & ~occupied
-    return SliceTruth(points_level, occupied, visible)
+def slice_truth(scene, world_from_cam: torch.Tensor, protocol: BtsProtocol | None = None) -> SliceTruth:
+    """The protocol's slice (default: the papers' ``bts`` grid) in front of a camera with pose ``world_from_cam``
+    (float64 4x4), scored exactly as ``protocol=exact`` scores it."""
+    protocol = protocol or BtsProtocol()
+    world_from_level = world_from_cam.double() @ protocol.cam_from_level
+    occupied, visible = exact_truth(scene, world_from_level, protocol.points_level)
+    return SliceTruth(protocol.points_level, occupied, visible)
 
 
 def _share(mask: torch.Tensor, of: torch.Tensor | None = None) -> float:
@@ -96,9 +90,7 @@ def city_statistics(root: Path | str, split: str = "train", stride: int = 5, max
         picked = picked[:max_frames]
     if not picked:
         raise ValueError(f"{root}: no datapoints of side {side!r} in the {split} split")
-    from evaluation.protocols import BtsProtocol, Frame  # noqa: PLC0415
-
-    lidar_protocol = BtsProtocol() if lidar else None
+    protocol = BtsProtocol()
     scenes: dict[str, object] = {}
     per_frame, pooled = [], {"occupied": [], "visible": [], "points": []}
     lidar_occupied, lidar_hidden = [], []
@@ -108,10 +100,10 @@ def city_statistics(root: Path | str, split: str = "train", stride: int = 5, max
             scenes[sequence] = load_scene(root, sequence)
         camera = "image_00" if s == "l" else "image_01"
         world_from_cam = torch.from_numpy(dataset.poses[sequence].pose_to_world[row] @ dataset.cam_to_pose[camera])
-        truth = slice_truth(scenes[sequence], world_from_cam)
+        truth = slice_truth(scenes[sequence], world_from_cam, protocol)
         per_frame.append(frame_statistics(truth))
-        if lidar_protocol is not None:
-            gt = lidar_protocol.ground_truth(Frame(dataset, i, dataset[i]))
+        if lidar:
+            gt = protocol.ground_truth(Frame(dataset, i, dataset[i]))
             hidden = ~(gt["visible_first_scan"] | truth.visible)
             lidar_occupied.append(gt["occupied"][hidden])
             lidar_hidden.append(hidden)
@@ -134,22 +126,20 @@ def layout_statistics(seed: int, sequences: list[int], frames: int = 100, stride
     a tree with ``seed`` (``frames`` posed frames each, every ``stride``-th frame of the split's usable frames),
     without rendering anything."""
     from datasets.synthetic import rig  # noqa: PLC0415
-    from datasets.synthetic.city import EGO_LATERAL_Y, build_city  # noqa: PLC0415
     from datasets.synthetic.ground_truth import SyntheticScene  # noqa: PLC0415
     from datasets.synthetic.presets import UNPOSED_LEADING_FRAMES, get_preset  # noqa: PLC0415
     from datasets.synthetic.splits import FRAMES_AHEAD  # noqa: PLC0415
-    from datasets.synthetic.writer import AHEAD_MARGIN, START_X, frame_ids, sequence_rng  # noqa: PLC0415
+    from datasets.synthetic.writer import frame_ids, sequence_layout, sequence_rng  # noqa: PLC0415
 
     camera = rig.build_calibration(get_preset("tiny")).rect_cam_to_pose("image_00")  # the rig is size-independent
+    protocol = BtsProtocol()
     per_frame, truths = [], []
     for index in sequences:
-        rng = sequence_rng(seed, index)  # the generator's draws, in its order: the street, then the drive
         ids, _ = frame_ids(frames)
-        scene = SyntheticScene.from_description(
-            build_city(rng, START_X + rig.travel_length(len(ids)) + AHEAD_MARGIN))
-        poses = rig.trajectory(rng, len(ids), START_X, EGO_LATERAL_Y)
+        description, poses = sequence_layout(sequence_rng(seed, index), len(ids))  # the generator's street and drive
+        scene = SyntheticScene.from_description(description)
         for row in range(UNPOSED_LEADING_FRAMES, len(ids) - FRAMES_AHEAD, stride):
-            truth = slice_truth(scene, torch.from_numpy(poses[row] @ camera))
+            truth = slice_truth(scene, torch.from_numpy(poses[row] @ camera), protocol)
             per_frame.append(frame_statistics(truth))
             truths.append(truth)
     if not truths:

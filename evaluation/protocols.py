@@ -114,6 +114,30 @@ def visible_from_depth(points_cam: Float[Tensor, "P 3"], depth: Float[Tensor, "H
     return z <= looked
 
 
+RAY_TOLERANCE = 1e-4  # metres: a point this close to the first hit on its ray counts as reached
+
+
+def first_hits(scene, origin: Float[Tensor, "3"], points_world: Float[Tensor, "P 3"]
+               ) -> tuple[Float[Tensor, "P"], Float[Tensor, "P"]]:
+    """Distance (float64) of each world point from ``origin`` and of the first surface on the ray towards it, by
+    exact ray casting in a :class:`~datasets.synthetic.SyntheticScene` (``inf`` where the ray meets nothing)."""
+    points, origin = points_world.double(), origin.double()
+    offsets = points - origin
+    distance = offsets.norm(dim=-1)
+    hit = scene.ray_distance(origin.float(), offsets.float(), max_distance=float(distance.max()) + 1.0)
+    return distance, hit.double().to(distance.device)
+
+
+def exact_truth(scene, world_from_level: Float[Tensor, "4 4"], points_level: Float[Tensor, "P 3"]
+                ) -> tuple[Bool[Tensor, "P"], Bool[Tensor, "P"]]:
+    """The exact occupancy of levelled query points and their visibility from the levelled frame's origin (nothing
+    between the camera and the point, and the point itself empty): the ``exact`` protocol's ground truth."""
+    points = transform(world_from_level, points_level.double())
+    occupied = scene.occupied(points.float())
+    distance, hit = first_hits(scene, world_from_level[:3, 3], points)
+    return occupied, (hit >= distance - RAY_TOLERANCE) & ~occupied
+
+
 class OccupancyProtocol(ABC):
     """A named protocol with its parameters; see the module docstring."""
 
@@ -224,15 +248,8 @@ class ExactProtocol(BtsProtocol):
         return [scene, *super().ground_truth_files(frame)]
 
     def ground_truth(self, frame: Frame) -> dict[str, Tensor]:
-        scene = self._scene(frame)
         world_from_level = frame.item["world_from_view0"].double() @ self.cam_from_level
-        points = transform(world_from_level, self.points_level.double())
-        occupied = scene.occupied(points.float())
-        origin = world_from_level[:3, 3]
-        offsets = points - origin
-        distance = offsets.norm(dim=-1)
-        hit = scene.ray_distance(origin.float(), offsets.float(), max_distance=float(distance.max()) + 1.0)
-        visible = (hit.double() >= distance - 1e-4) & ~occupied
+        occupied, visible = exact_truth(self._scene(frame), world_from_level, self.points_level)
         lidar = super().ground_truth(frame)
         return {"exact_occupied": occupied, "exact_visible": visible, **lidar}
 

@@ -36,7 +36,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 import numpy as np  # noqa: E402
 
-from bts.reproduce import Runner, machine  # noqa: E402
+from bts.reproduce import Runner, _slug, machine  # noqa: E402
 
 MODELS = {"bts": ("BTS (self-supervised)", "bts"), "supervised": ("supervised bound", "bts_supervised")}
 CEILINGS = (("exact behind (ceiling)", ("prediction=exact_behind",)),
@@ -44,10 +44,6 @@ CEILINGS = (("exact behind (ceiling)", ("prediction=exact_behind",)),
             ("exact depth + 2 m (ceiling)", ("prediction=exact_behind", "prediction_margin=2")),
             ("exact depth + 4 m (ceiling)", ("prediction=exact_behind", "prediction_margin=4")))
 TARGET_GAIN, TARGET_IE_REC = 0.03, 0.4
-
-
-def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_")
 
 
 def occluded_auc(folder: Path) -> float:

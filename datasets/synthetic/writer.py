@@ -27,6 +27,7 @@ from datasets.synthetic.city import EGO_LATERAL_Y, build_city
 from datasets.synthetic.occupancy import OccupancyTester
 from datasets.synthetic.presets import UNPOSED_LEADING_FRAMES, SizePreset
 from datasets.synthetic.render import Renderer, SensorRays, fisheye_rays, lidar_rays, pinhole_rays
+from datasets.synthetic.scene import SceneDescription
 
 START_X = 40.0  # where the drive starts along the street; the street continues AHEAD_MARGIN beyond its end
 AHEAD_MARGIN = 150.0
@@ -62,6 +63,13 @@ def sequence_rng(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, index]))
 
 
+def sequence_layout(rng: np.random.Generator, num_frames: int) -> tuple[SceneDescription, np.ndarray]:
+    """The street and the drive (pose-to-world ``[num_frames, 4, 4]``) of one sequence, drawn from ``rng`` in this
+    order (the writer then draws the renderer's seed from the same generator)."""
+    scene = build_city(rng, START_X + rig.travel_length(num_frames) + AHEAD_MARGIN)
+    return scene, rig.trajectory(rng, num_frames, START_X, EGO_LATERAL_Y)
+
+
 def frame_ids(frames: int) -> tuple[list[int], list[int]]:
     """All frame ids with images, and the posed ones."""
     all_ids = list(range(frames + UNPOSED_LEADING_FRAMES))
@@ -75,9 +83,7 @@ class SequenceWriter:
         self.root, self.name, self.sensors = root, name, sensors
         rng = sequence_rng(seed, index)
         self.ids, self.posed_ids = frame_ids(frames)
-        length = START_X + rig.travel_length(len(self.ids)) + AHEAD_MARGIN
-        self.scene = build_city(rng, length)
-        self.poses = rig.trajectory(rng, len(self.ids), START_X, EGO_LATERAL_Y)
+        self.scene, self.poses = sequence_layout(rng, len(self.ids))
         self.renderer = Renderer(self.scene, int(rng.integers(2**31)))
         self._check_sensors_free()
 

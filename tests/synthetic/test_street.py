@@ -55,7 +55,7 @@ def test_objects_stand_at_the_slice_height(street):
 
 
 def test_occupied_share_of_the_occluded_slice_points():
-    """Measured on the reproduction city's training sequences (seed 0, indices 0-3, 100 frames): 0.56 (README);
+    """Measured on the reproduction city's training sequences (seed 0, indices 0-3, 100 frames): 0.55 (README);
     the old street (one narrow question: cabins of the right-hand cars only) gave 0.32."""
     stats = layout_statistics(seed=0, sequences=[0, 1], frames=40, stride=4)
     pooled = stats["pooled"]

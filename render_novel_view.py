@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from bts.export import VoxelGridSpec, export_grid, occupancy_grid
 from bts.inference import DEFAULT_IMAGE_SIZE, LoadedModel, load_model
+from bts.runs import register_resolvers
 from bts.visualization.bev import BevGrid
 from bts.visualization.frames import (
     FrameSettings,
@@ -218,6 +219,9 @@ def _render(cfg: DictConfig) -> Path:
     settings = FrameSettings(renderer, cfg.depth.d_min, cfg.depth.d_max, cfg.pitch_deg, cfg.nvs.layout, rays_per_chunk)
     out = Path(cfg.output.dir) / cfg.mode / checkpoint_name(loaded.checkpoint)
     return RUNNERS[cfg.mode](cfg, loaded, settings, out)
+
+
+register_resolvers()  # ${run_dir:...} of the log folder
 
 
 @hydra.main(config_path="configs", config_name="render", version_base="1.3")

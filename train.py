@@ -1,12 +1,18 @@
 """Train BTS, MVBTS or KDBTS: ``python train.py -cn bts|mvbts|kdbts [overrides]``.
 
-Writes into ``outputs/<config name>/<timestamp>/``: ``config.yaml`` (the resolved config), ``checkpoints/``
-(``last.pt``, ``step_<N>.pt``) and ``tensorboard/``; ``outputs/<config name>/latest`` points to the newest run.
+Writes into ``outputs/<config name>/<timestamp>/`` (``<timestamp>_2``, ... for runs started in the same second):
+``config.yaml`` (the resolved config), ``checkpoints/`` (``last.pt``, ``step_<N>.pt``) and ``tensorboard/``;
+``outputs/<config name>/latest`` points to the newest run that has written a checkpoint (it moves when a run's first
+checkpoint lands, so a run that fails early leaves it alone). ``trainer.resume_from=<run>/checkpoints/<file>.pt``
+continues in ``<run>``. A KDBTS run writes ``teacher.json``: the teacher checkpoint's resolved path and SHA-256.
 Multi-GPU / multi-node: ``torchrun --nproc_per_node N train.py -cn bts trainer.backend=nccl``.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import logging
 import os
 from pathlib import Path
@@ -16,6 +22,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import Dataset
 
+from bts.checkpoints.format import CheckpointError
+from bts.runs import register_resolvers
 from bts.training.engine import occupancy_labels_config, train
 from datasets.factory import build_dataset
 
@@ -39,14 +47,46 @@ def _link_latest(run_dir: Path) -> None:
     os.replace(tmp, latest)
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_teacher(cfg: DictConfig) -> dict | None:
+    """KDBTS: the teacher checkpoint must exist before any data is generated or built; returns its record (resolved
+    path, SHA-256), written to ``teacher.json``, so that the run names the file it learnt from, not ``latest``."""
+    kd = cfg.get("kd")
+    if kd is None or cfg.trainer.resume_from:
+        return None  # a resumed KDBTS run takes every weight from its own checkpoint
+    path = Path(kd.teacher_checkpoint)
+    if not path.is_file():
+        raise CheckpointError(
+            f"the MVBTS teacher checkpoint {path} does not exist: train the teacher first with "
+            "`python train.py -cn mvbts` (same data and preset), or set kd.teacher_checkpoint=PATH "
+            "(or the environment variable MVBTS_CHECKPOINT)")
+    resolved = path.resolve()
+    return {"given": str(path), "path": str(resolved), "sha256": _sha256(resolved)}
+
+
+register_resolvers()  # ${run_dir:...} of hydra.run.dir (configs/bts.yaml)
+
+
 @hydra.main(config_path="configs", config_name="bts", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    teacher = check_teacher(cfg)
+    if teacher is not None:
+        cfg.kd.teacher_checkpoint = teacher["path"]
     if int(os.environ.get("RANK", "0")) == 0:
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
-        _link_latest(run_dir)
+        if teacher is not None:
+            (run_dir / "teacher.json").write_text(json.dumps(teacher, indent=2) + "\n")
     log.info("run folder: %s", run_dir)
-    train(OmegaConf.to_container(cfg, resolve=True), run_dir, build_datasets)
+    train(OmegaConf.to_container(cfg, resolve=True), run_dir, build_datasets,
+          on_first_checkpoint=functools.partial(_link_latest, run_dir))
     log.info("done: checkpoint %s, logs %s", run_dir / "checkpoints" / "last.pt", run_dir / "tensorboard")
 
 

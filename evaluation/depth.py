@@ -39,6 +39,7 @@ from torch.utils.data import Dataset  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from bts.inference import LoadedModel, load_model  # noqa: E402
+from bts.runs import register_resolvers  # noqa: E402
 from bts.rendering.renderer import RendererConfig, render_depth  # noqa: E402
 from evaluation.common import (data_config, frame_indices, frame_selection, input_size, iterate,  # noqa: E402
                                mean_over_frames, metrics_table, model_views, seeded, select_device, with_frames,
@@ -232,6 +233,9 @@ def run(cfg: DictConfig, out_dir: Path, progress: bool = True) -> dict[str, Any]
     summary = summarise(cfg, loaded, source, renderer, rows, data_from)
     write_results(out_dir, summary, rows, ["index", "frame", *DEPTH_METRICS, "valid_pixels", "scale"])
     return summary
+
+
+register_resolvers()  # ${run_dir:...} of the config's output folder
 
 
 @hydra.main(config_path="../configs", config_name="eval_depth", version_base="1.3")

@@ -28,6 +28,7 @@ from torch.utils.data import Dataset  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from bts.inference import LoadedModel, load_model  # noqa: E402
+from bts.runs import register_resolvers  # noqa: E402
 from bts.rendering.colour import sample_colours_pinhole  # noqa: E402
 from bts.rendering.rays import Rays, image_rays  # noqa: E402
 from bts.rendering.renderer import RendererConfig, render_colours, render_rays  # noqa: E402
@@ -169,6 +170,9 @@ def run(cfg: DictConfig, out_dir: Path, progress: bool = True) -> dict[str, Any]
     }
     write_results(out_dir, summary, rows, ["index", "frame", "target_view", *NVS_METRICS])
     return summary
+
+
+register_resolvers()  # ${run_dir:...} of the config's output folder
 
 
 @hydra.main(config_path="../configs", config_name="eval_nvs", version_base="1.3")

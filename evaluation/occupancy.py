@@ -48,6 +48,7 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from bts.inference import LoadedModel, load_model  # noqa: E402
+from bts.runs import register_resolvers  # noqa: E402
 from bts.rendering.renderer import query_density, render_depth  # noqa: E402
 from datasets.factory import build_dataset  # noqa: E402
 from evaluation.ceilings import (CEILINGS, ExactScenes, check_margin, frame_ceiling,  # noqa: E402
@@ -282,6 +283,9 @@ def run(cfg: DictConfig, out_dir: Path) -> OccupancyResult:
                                 keep_predictions=cfg.save_predictions)
     write_outputs(result, out_dir)
     return result
+
+
+register_resolvers()  # ${run_dir:...} of the config's output folder
 
 
 @hydra.main(config_path="../configs", config_name="eval_occupancy", version_base="1.3")

@@ -34,6 +34,7 @@ from bts.models import build_model
 from bts.rendering.renderer import RendererConfig
 from bts.training.handlers import CheckpointSaver, Logger, NonFiniteLoss, validate
 from bts.training.objective import ObjectiveConfig, training_step
+from bts.training.sampling import SeededItems, SeededRandomSampler
 from bts.training.state import restore_training_state
 from bts.training.supervised import SupervisedConfig, supervised_step
 from bts.training.teacher import load_teacher
@@ -106,6 +107,22 @@ def occupancy_labels_config(cfg: dict) -> dict | None:
     return cfg["loss"]["points"] if objective_name(cfg) == "supervised" else None
 
 
+def _restore(targets, saved: list[torch.Tensor]) -> None:
+    with torch.no_grad():
+        for target, value in zip(targets, saved, strict=True):
+            target.copy_(value)
+
+
+def non_finite_gradients(module: nn.Module) -> list[str]:
+    """Names of the parameters whose gradient holds a NaN or Inf (one fused norm per parameter)."""
+    named = [(n, p.grad) for n, p in module.named_parameters() if p.grad is not None]
+    if not named:
+        return []
+    norms = torch._foreach_norm([g for _, g in named], math.inf)  # max |g|: inf or NaN only where an entry is
+    finite = torch.isfinite(torch.stack(norms)).tolist()
+    return [n for (n, _), ok in zip(named, finite, strict=True) if not ok]
+
+
 def _to_device(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
@@ -138,14 +155,23 @@ def build_parts(cfg: dict, device: torch.device) -> TrainingParts:
     def update(engine: Engine, batch: dict) -> dict[str, float]:
         trainee.train()
         batch = _to_device(batch, device)
+        # The forward pass updates BatchNorm's running statistics: keep them, so that a failing step leaves the
+        # state of the last good step behind (a few thousand numbers; the parameters change only in step()).
+        buffers = [b.detach().clone() for b in trainee.buffers()]
         with _autocast(cfg, device):
             out = trainee(batch)
         terms = {k: float(v) for k, v in out.loss.terms.items()}
         if not all(math.isfinite(v) for v in terms.values()):
+            _restore(trainee.buffers(), buffers)
             raise NonFiniteLoss(engine.state.iteration, terms)
         terms.update({k: float(v) for k, v in getattr(out, "metrics", {}).items()})  # logged, not optimised
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(out.loss.total).backward()
+        if not scaler.is_enabled():  # (fp16's scaler skips steps with non-finite gradients itself)
+            bad = non_finite_gradients(trainee)
+            if bad:
+                _restore(trainee.buffers(), buffers)
+                raise NonFiniteLoss(engine.state.iteration, terms, gradients=bad)
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()
@@ -157,19 +183,31 @@ def build_parts(cfg: dict, device: torch.device) -> TrainingParts:
     return TrainingParts(trainee, model, optimizer, scheduler, engine)
 
 
-def _training(local_rank: int, cfg: dict, run_dir: Path, build_datasets: DatasetBuilder) -> None:
+def _training(local_rank: int, cfg: dict, run_dir: Path, build_datasets: DatasetBuilder,
+              on_first_checkpoint: Callable[[], None] | None) -> None:
     rank, device = idist.get_rank(), idist.device()
     t = cfg["trainer"]
     manual_seed(cfg["seed"] + rank)
     objective_config(cfg)  # a bad loss config fails before any data is built
     train_set, val_set = build_datasets(cfg)
-    loader = idist.auto_dataloader(train_set, batch_size=t["batch_size"], num_workers=cfg["data"]["num_workers"],
-                                   shuffle=True, drop_last=True, persistent_workers=cfg["data"]["num_workers"] > 0)
+    # Every item loads under a seed of its own, from the run's seed, the epoch and its position (bts/training/
+    # sampling.py), so that a resume in the middle of an epoch sees the same data as the uninterrupted run.
+    sampler = SeededRandomSampler(len(train_set), seed=cfg["seed"])
+    loader = idist.auto_dataloader(SeededItems(train_set), sampler=sampler, batch_size=t["batch_size"],
+                                   num_workers=cfg["data"]["num_workers"], drop_last=True,
+                                   persistent_workers=cfg["data"]["num_workers"] > 0)
     if len(loader) == 0:
         raise ValueError(f"the train split has {len(train_set)} datapoints, fewer than batch_size={t['batch_size']}")
     parts = build_parts(cfg, device)
     engine = parts.engine
-    saver = CheckpointSaver(run_dir / "checkpoints", cfg["model"], parts, keep=t["keep_checkpoints"])
+
+    @engine.on(Events.EPOCH_STARTED)
+    def _epoch_of_sampler(e: Engine) -> None:  # before the epoch's first batch is drawn, also on resume
+        sampler.set_epoch(e.state.epoch)
+        if loader.sampler is not sampler and hasattr(loader.sampler, "set_epoch"):  # DDP's proxy around it
+            loader.sampler.set_epoch(e.state.epoch)
+    saver = CheckpointSaver(run_dir / "checkpoints", cfg["model"], parts, keep=t["keep_checkpoints"],
+                            on_first_save=on_first_checkpoint)
     if t["resume_from"]:
         restore_training_state(Path(t["resume_from"]), model_kind=cfg["model"]["kind"], model_config=cfg["model"],
                                model=parts.model, optimizer=parts.optimizer, scheduler=parts.scheduler, engine=engine)
@@ -196,9 +234,11 @@ def _training(local_rank: int, cfg: dict, run_dir: Path, build_datasets: Dataset
     engine.run(loader, max_epochs=max(epochs, engine.state.epoch))
 
 
-def train(cfg: dict, run_dir: Path, build_datasets: DatasetBuilder) -> None:
+def train(cfg: dict, run_dir: Path, build_datasets: DatasetBuilder,
+          on_first_checkpoint: Callable[[], None] | None = None) -> None:
     """Train the model ``cfg`` describes on the datasets ``build_datasets(cfg)`` returns (called in every process),
-    writing checkpoints and logs into ``run_dir``."""
+    writing checkpoints and logs into ``run_dir``. ``on_first_checkpoint`` (picklable; rank 0 only) is called once,
+    right after this run's first checkpoint is written (``train.py`` moves the ``latest`` link then)."""
     backend = cfg["trainer"]["backend"]
     with idist.Parallel(backend=backend) as parallel:
-        parallel.run(_training, cfg, run_dir, build_datasets)
+        parallel.run(_training, cfg, run_dir, build_datasets, on_first_checkpoint)

@@ -6,6 +6,7 @@ import logging
 import math
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -22,13 +23,42 @@ log = logging.getLogger(__name__)
 
 
 class NonFiniteLoss(FloatingPointError):
-    """Training stops at a NaN or Inf loss, naming the step and every loss term."""
+    """Training stops at a NaN or Inf loss (or, with a finite loss, NaN or Inf gradients), naming the step, every
+    loss term and the parameters with bad gradients; ``saved_to`` is the checkpoint of the last good state."""
 
-    def __init__(self, step: int, terms: dict[str, float], saved_to: Path | None = None):
-        self.step, self.terms, self.saved_to = step, terms, saved_to
+    def __init__(self, step: int, terms: dict[str, float], saved_to: Path | None = None,
+                 gradients: list[str] | None = None, note: str = ""):
+        self.step, self.terms, self.saved_to, self.gradients, self.note = step, terms, saved_to, gradients, note
         shown = ", ".join(f"{k}={v:.6g}" for k, v in terms.items())
-        saved = f"; the last good state is saved in {saved_to}" if saved_to else ""
-        super().__init__(f"non-finite loss at step {step}: {shown}{saved}")
+        what = "non-finite loss"
+        if gradients:
+            names = ", ".join(gradients[:5]) + (f" and {len(gradients) - 5} more" if len(gradients) > 5 else "")
+            what = f"non-finite gradients ({len(gradients)} parameters: {names})"
+        saved = (f"; the state before this step is saved in {saved_to} (resume with trainer.resume_from={saved_to} "
+                 "once the cause is fixed: usually a learning rate too large, or a bad input)") if saved_to else ""
+        super().__init__(f"{what} at step {step}: {shown}{saved}{note}")
+
+
+def non_finite_state(*modules_or_states) -> list[str]:
+    """Names of the tensors (parameters, buffers, optimizer moments) that hold a NaN or Inf."""
+    bad = []
+    for item in modules_or_states:
+        tensors = item.state_dict() if hasattr(item, "state_dict") else item
+        for name, value in _flatten(tensors):
+            if torch.is_tensor(value) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                bad.append(name)
+    return bad
+
+
+def _flatten(value, prefix: str = ""):
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _flatten(v, f"{prefix}{k}.")
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            yield from _flatten(v, f"{prefix}{i}.")
+    else:
+        yield prefix.rstrip("."), value
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
@@ -46,10 +76,13 @@ def _link_or_copy(source: Path, target: Path) -> None:
 
 
 class CheckpointSaver:
-    """Writes ``step_<N>.pt`` and ``last.pt``, keeping only the newest ``keep`` step files."""
+    """Writes ``step_<N>.pt`` and ``last.pt``, keeping only the newest ``keep`` step files; calls ``on_first_save``
+    once, after the first file is written."""
 
-    def __init__(self, folder: Path, model_config: dict, parts, keep: int = 3):
+    def __init__(self, folder: Path, model_config: dict, parts, keep: int = 3,
+                 on_first_save: Callable[[], None] | None = None):
         self.folder, self.model_config, self.parts, self.keep = folder, model_config, parts, keep
+        self.on_first_save = on_first_save
         self.saved_at = -1
 
     def save(self, engine: Engine, name: str) -> Path:
@@ -68,13 +101,30 @@ class CheckpointSaver:
         for old in steps[: -self.keep]:
             old.unlink()
         log.info("checkpoint %s", path)
+        self._first_saved()
+
+    def _first_saved(self) -> None:
+        if self.on_first_save is not None:
+            callback, self.on_first_save = self.on_first_save, None
+            callback()
 
     def on_exception(self, engine: Engine, error: BaseException) -> None:
-        if isinstance(error, NonFiniteLoss) and error.saved_to is None:
-            # ignite fires this event once per loop level; save only the first time. The parameters are still
-            # those of the last good step: the failing step made no update.
+        if isinstance(error, NonFiniteLoss) and error.saved_to is None and not error.note:
+            # ignite fires this event once per loop level; save only the first time. The failing step made no
+            # update and put BatchNorm's statistics back, so this is the state after the last good step -- unless
+            # an earlier step already made it non-finite (a finite loss with NaN statistics), which is not saved.
+            p = self.parts
+            bad = non_finite_state(p.model, p.optimizer)
+            if bad:
+                good = self.folder / "last.pt"
+                note = (f"; the current state is not finite either ({len(bad)} tensors, e.g. {bad[0]}) and was not "
+                        "saved" + (f": the last good checkpoint is {good}" if good.is_file() else ""))
+                raise NonFiniteLoss(error.step, error.terms, gradients=error.gradients, note=note) from None
             engine.state.iteration -= 1
-            raise NonFiniteLoss(error.step, error.terms, self.save(engine, "last.pt")) from None
+            saved = self.save(engine, f"step_{engine.state.iteration}.pt")
+            _link_or_copy(saved, self.folder / "last.pt")
+            self._first_saved()
+            raise NonFiniteLoss(error.step, error.terms, self.folder / "last.pt", gradients=error.gradients) from None
         raise error
 
 
@@ -127,7 +177,7 @@ def validate(model, dataset: Dataset, cfg: dict, device: torch.device, num_sampl
     model.eval()
     renderer = RendererConfig(**cfg["renderer"])
     totals = {k: 0.0 for k in DEPTH_METRICS}
-    count, first = 0, None
+    count, first, non_finite = 0, None, 0
     for i in range(min(num_samples, len(dataset))):
         item = dataset[i]
         images = item["images"][None].to(device)
@@ -135,6 +185,7 @@ def validate(model, dataset: Dataset, cfg: dict, device: torch.device, num_sampl
         encoded = model.encode(images, intr, c2w, model.encoder_views(images.shape[1], training=False))
         h, w = images.shape[-2:]
         depth = render_depth(model.density_fn(encoded), intr[:, 0], c2w[:, 0], h, w, renderer)[0]
+        non_finite += int((~torch.isfinite(depth)).sum())
         metrics = depth_metrics(depth.cpu(), item["lidar_depth"][0])
         if all(math.isfinite(v) for v in metrics.values()):
             count += 1
@@ -143,5 +194,8 @@ def validate(model, dataset: Dataset, cfg: dict, device: torch.device, num_sampl
         if first is None:
             first = ((item["images"][0] + 1) / 2, colorize_depth(depth.cpu()))
     model.train(was_training)
+    if non_finite:
+        log.warning("validation: the rendered depth is NaN or Inf at %d pixels of %d images (the model has diverged "
+                    "or is diverging; metrics skip those images)", non_finite, min(num_samples, len(dataset)))
     mean = {k: (v / count if count else float("nan")) for k, v in totals.items()}
     return {"metrics": mean, "image": first[0], "depth": first[1]}

@@ -23,9 +23,10 @@ intrinsics. Its distance ``t`` along the unit ray is, for a fixed share of the p
 says ``uniform``); every distance is then clipped to ``[near, far]``, the range the renderer queries.
 
 Randomness: a NumPy generator per item. With ``seed=None`` (training) its seed is drawn from torch's global
-generator, which PyTorch seeds per DataLoader worker (``base_seed + worker_id``, ``base_seed`` from the main
-process's generator that ignite seeds), so runs are reproducible and every epoch draws new points; with an integer
-``seed`` it is derived from ``(seed, index)``, so an item always gets the same points.
+generator, which the training loop sets per item from the run's seed, the epoch and the item's position
+(``bts.training.sampling``), so runs are reproducible (also across a resume), independent of the number of
+DataLoader workers, and every epoch draws new points; with an integer ``seed`` it is derived from ``(seed, index)``,
+so an item always gets the same points.
 """
 
 from __future__ import annotations

@@ -76,7 +76,7 @@ def test_nan_loss_stops_with_step_and_terms_after_saving(synthetic_root, tmp_pat
         return out
 
     monkeypatch.setattr(engine_module, "training_step", poisoned)
-    with pytest.raises(FloatingPointError, match=r"non-finite loss at step 3: photometric=nan.*last good state"):
+    with pytest.raises(FloatingPointError, match=r"non-finite loss at step 3: photometric=nan.*state before this step is saved"):
         train(debug_config(synthetic_root), tmp_path / "run")
     saved = load_checkpoint(tmp_path / "run/checkpoints/last.pt")
     assert saved["trainer"]["iteration"] == 2

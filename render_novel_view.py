@@ -25,6 +25,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
+from bts.cli import friendly_errors
 from bts.export import VoxelGridSpec, export_grid, occupancy_grid
 from bts.inference import DEFAULT_IMAGE_SIZE, LoadedModel, load_model
 from bts.runs import register_resolvers
@@ -225,6 +226,7 @@ register_resolvers()  # ${run_dir:...} of the log folder
 
 
 @hydra.main(config_path="configs", config_name="render", version_base="1.3")
+@friendly_errors
 def main(cfg: DictConfig) -> None:
     # Overriding data.* on the command line means "render these data", not the training run's.
     if any(o.split("=")[0].lstrip("+~").startswith("data") for o in HydraConfig.get().overrides.task):

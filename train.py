@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import Dataset
 
 from bts.checkpoints.format import CheckpointError
+from bts.cli import friendly_errors
 from bts.runs import register_resolvers
 from bts.training.engine import occupancy_labels_config, train
 from datasets.factory import build_dataset
@@ -75,6 +76,7 @@ register_resolvers()  # ${run_dir:...} of hydra.run.dir (configs/bts.yaml)
 
 
 @hydra.main(config_path="configs", config_name="bts", version_base="1.3")
+@friendly_errors
 def main(cfg: DictConfig) -> None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     teacher = check_teacher(cfg)

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bts.errors import UserError
 
-class DataError(RuntimeError):
+
+class DataError(RuntimeError, UserError):
     """Base class of every data layer's errors."""
 
 

@@ -38,9 +38,10 @@ from torch import Tensor  # noqa: E402
 from torch.utils.data import Dataset  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from bts.cli import friendly_errors  # noqa: E402
 from bts.inference import LoadedModel, load_model  # noqa: E402
-from bts.runs import register_resolvers  # noqa: E402
 from bts.rendering.renderer import RendererConfig, render_depth  # noqa: E402
+from bts.runs import register_resolvers  # noqa: E402
 from evaluation.common import (data_config, frame_indices, frame_selection, input_size, iterate,  # noqa: E402
                                mean_over_frames, metrics_table, model_views, seeded, select_device, with_frames,
                                write_results)
@@ -239,6 +240,7 @@ register_resolvers()  # ${run_dir:...} of the config's output folder
 
 
 @hydra.main(config_path="../configs", config_name="eval_depth", version_base="1.3")
+@friendly_errors
 def main(cfg: DictConfig) -> None:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     summary = run(cfg, out_dir)

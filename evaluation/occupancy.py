@@ -47,15 +47,15 @@ from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from bts.cli import friendly_errors  # noqa: E402
 from bts.inference import LoadedModel, load_model  # noqa: E402
-from bts.runs import register_resolvers  # noqa: E402
 from bts.rendering.renderer import query_density, render_depth  # noqa: E402
+from bts.runs import register_resolvers  # noqa: E402
 from datasets.factory import build_dataset  # noqa: E402
-from evaluation.ceilings import (CEILINGS, ExactScenes, check_margin, frame_ceiling,  # noqa: E402
-                                 prediction_label)
+from datasets.kitti_360.dataset import Kitti360Dataset  # noqa: E402
+from evaluation.ceilings import CEILINGS, ExactScenes, check_margin, frame_ceiling, prediction_label  # noqa: E402
 from evaluation.common import (data_config, frame_indices, frame_selection, input_size, model_views,  # noqa: E402
                                select_device, with_frames)
-from datasets.kitti_360.dataset import Kitti360Dataset  # noqa: E402
 from evaluation.gt_cache import GroundTruthCache  # noqa: E402
 from evaluation.protocols import Frame, OccupancyProtocol, build_protocol, visible_from_depth  # noqa: E402
 
@@ -289,6 +289,7 @@ register_resolvers()  # ${run_dir:...} of the config's output folder
 
 
 @hydra.main(config_path="../configs", config_name="eval_occupancy", version_base="1.3")
+@friendly_errors
 def main(cfg: DictConfig) -> None:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     result = run(cfg, out_dir)

@@ -9,19 +9,23 @@ model from a checkpoint never downloads weights: they come from the file.
 from __future__ import annotations
 
 import os
+import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from bts.errors import UserError
+
 FORMAT_VERSION = 1
 MODEL_KINDS = ("bts", "mvbts", "kdbts")
 _REQUIRED = ("format_version", "model_kind", "config", "model")
 
 
-class CheckpointError(ValueError):
-    pass
+class CheckpointError(ValueError, UserError):
+    """A checkpoint file that is missing, not a checkpoint, or of another model or config (the file named)."""
 
 
 def save_checkpoint(path: Path | str, *, model_kind: str, config: dict, model: dict, optimizer: dict | None = None,
@@ -47,10 +51,22 @@ def load_checkpoint(path: Path | str, kinds: tuple[str, ...] = MODEL_KINDS) -> d
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    if not zipfile.is_zipfile(path):
+        with path.open("rb") as f:
+            head = f.read(2)
+        if head[:1] != b"\x80":  # neither torch.save's zip archive nor a legacy pickle
+            raise CheckpointError(f"{path} is not a checkpoint: a PyTorch checkpoint (torch.save) is a zip archive, "
+                                  f"this file of {path.stat().st_size} bytes is something else")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - unpickling errors have many types
-        raise CheckpointError(f"{path} is not a readable checkpoint: {e}") from e
+    except pickle.UnpicklingError as e:
+        # torch's advice (weights_only=False) would run arbitrary code from the file: not offered here.
+        raise CheckpointError(f"{path} is not a checkpoint of this project: it holds Python objects beyond tensors and "
+                              "plain containers, and checkpoints of this project load with weights_only=True (an "
+                              "original BTS/KDBTS file is converted with `python -m bts.convert_original`)") from e
+    except Exception as e:  # noqa: BLE001 - reading errors have many types
+        raise CheckpointError(f"{path} is not a readable checkpoint ({type(e).__name__}: "
+                              f"{str(e).strip().splitlines()[0] if str(e).strip() else ''})") from e
     if not isinstance(data, dict) or any(k not in data for k in _REQUIRED):
         have = sorted(data) if isinstance(data, dict) else type(data).__name__
         hint = " (an original BTS/KDBTS checkpoint? convert it with `python -m bts.convert_original`)" \

@@ -15,6 +15,8 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
+from bts.errors import UserError
+
 log = logging.getLogger(__name__)
 
 _RESNETS = {
@@ -26,8 +28,8 @@ _RESNETS = {
 }
 
 
-class PretrainedWeightsUnavailable(RuntimeError):
-    pass
+class PretrainedWeightsUnavailable(RuntimeError, UserError):
+    """ImageNet weights were asked for but cannot be loaded (the message says where to put them)."""
 
 
 def _imagenet_state_dict(depth: int) -> dict[str, Tensor]:

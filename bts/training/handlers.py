@@ -14,6 +14,7 @@ from ignite.engine import Engine, Events
 from torch.utils.data import Dataset
 from torch.utils.tensorboard import SummaryWriter
 
+from bts.errors import UserError
 from bts.metrics import DEPTH_METRICS, depth_metrics
 from bts.rendering.renderer import RendererConfig, render_depth
 from bts.training.state import save_training_state
@@ -22,7 +23,7 @@ from bts.visualization import colorize_depth
 log = logging.getLogger(__name__)
 
 
-class NonFiniteLoss(FloatingPointError):
+class NonFiniteLoss(FloatingPointError, UserError):
     """Training stops at a NaN or Inf loss (or, with a finite loss, NaN or Inf gradients), naming the step, every
     loss term and the parameters with bad gradients; ``saved_to`` is the checkpoint of the last good state."""
 

@@ -45,7 +45,7 @@ class SeededRandomSampler(Sampler):
         generator = torch.Generator().manual_seed(int(entropy[0]) << 32 | int(entropy[1]))
         order = torch.randperm(self.size, generator=generator).tolist()
         seeds = torch.randint(0, 2**62, (self.size,), dtype=torch.int64, generator=generator).tolist()
-        return iter(zip(order, seeds))
+        return iter(zip(order, seeds, strict=True))
 
 
 class SeededItems(Dataset):

@@ -23,12 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
+from bts.errors import UserError
 from bts.geometry import camera_from_level, rotation_x, rotation_y
 
 ROTATION_TOLERANCE = 1e-3
 
 
-class TrajectoryFileError(ValueError):
+class TrajectoryFileError(ValueError, UserError):
     """A trajectory file that does not hold camera poses in one of the documented layouts."""
 
     def __init__(self, path: Path, problem: str):

@@ -1,0 +1,66 @@
+"""The entry points' command-line contract (bts/cli.py): user errors as one line, keys added with '+' refused."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from bts.checkpoints.format import CheckpointError, load_checkpoint
+from bts.cli import added_keys
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run(script, *args, env=None):
+    return subprocess.run([sys.executable, str(REPO / script), *args], capture_output=True, text=True, cwd=REPO,
+                          env={**os.environ, **(env or {})})
+
+
+def assert_one_line_error(out, *fragments):
+    assert out.returncode == 1, (out.returncode, out.stderr[-2000:])
+    assert "Traceback" not in out.stderr
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, out.stderr[-2000:]
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+
+
+def test_a_key_added_with_plus_is_refused_with_the_closest_key(tmp_path):
+    out = run("train.py", "-cn", "bts", "preset=debug", "+trainer.max_stpes=2", f"paths.output_dir={tmp_path}")
+    assert_one_line_error(out, "unknown config key 'trainer.max_stpes'", "did you mean trainer.max_steps?")
+    assert not (tmp_path / "bts").exists() or not any((tmp_path / "bts").glob("*/checkpoints"))
+
+
+def test_added_keys_skips_config_groups_and_hydra():
+    groups = {"preset", "model"}
+    assert added_keys(["+trainer.x=1", "++a=2", "+preset=debug", "+hydra.job.name=x", "seed=3"], groups) == \
+        ["trainer.x", "a"]
+
+
+@pytest.mark.parametrize("content", [b"\x13\x37" * 500, b"some text, not a checkpoint"])
+def test_a_file_that_is_not_a_checkpoint_gets_one_line(tmp_path, content):
+    bad = tmp_path / "random.pt"
+    bad.write_bytes(content)
+    with pytest.raises(CheckpointError, match=r"is not a checkpoint: a PyTorch checkpoint \(torch.save\) is a zip"):
+        load_checkpoint(bad)
+    out = run("evaluation/occupancy.py", f"checkpoint={bad}", f"paths.output_dir={tmp_path}")
+    assert_one_line_error(out, str(bad), "is not a checkpoint")
+    assert "weights_only=False" not in out.stderr  # torch's unsafe advice is not passed on
+    full = run("evaluation/occupancy.py", f"checkpoint={bad}", f"paths.output_dir={tmp_path}",
+               env={"HYDRA_FULL_ERROR": "1"})
+    assert full.returncode != 0 and "Traceback" in full.stderr
+
+
+class Custom:
+    pass
+
+
+def test_a_pickle_with_python_objects_is_named_not_a_checkpoint_of_this_project(tmp_path):
+    path = tmp_path / "objects.pt"
+    torch.save({"model": Custom()}, path)
+    with pytest.raises(CheckpointError, match="holds Python objects beyond tensors") as info:
+        load_checkpoint(path)
+    assert "weights_only=False" not in str(info.value)

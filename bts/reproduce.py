@@ -36,6 +36,8 @@ from typing import Any
 
 import torch
 
+from bts.results import write_json
+
 REPO = Path(__file__).resolve().parent.parent
 
 #: The evaluated rows: name, checkpoint stage, extra evaluation arguments.
@@ -177,7 +179,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                "stages": runner.stages, "rows": rows, "diagnosis": diagnosis,
                "curves": str(curves.relative_to(out)),
                "video": str(videos.relative_to(out)) if videos else None}
-    (out / "results.json").write_text(json.dumps(summary, indent=2))
+    write_json(out / "results.json", summary)
     (out / "results.md").write_text(markdown(summary))
     print((out / "results.md").read_text())
     return summary

@@ -27,7 +27,6 @@ reproduction's city (``preset=reproduce``: 6 sequences, the last one held out fo
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bts.results import write_json
 from datasets.kitti_360 import FrameSelection, Kitti360Config, Kitti360Dataset
 from evaluation.protocols import BtsProtocol, Frame, exact_truth
 
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in stats["pooled"]:
         print(f"  {name:<34} pooled {stats['pooled'][name]:.3f}   per-frame mean {stats['per_frame_mean'][name]:.3f}")
     if args.json is not None:
-        args.json.write_text(json.dumps(stats, indent=1) + "\n")
+        write_json(args.json, stats, indent=1)
     return 0
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import json
 import logging
 import math
 from collections.abc import Iterator, Sequence
@@ -22,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from bts.inference import LoadedModel
+from bts.results import write_json
 from datasets.kitti_360.frames import view_subset
 
 log = logging.getLogger(__name__)
@@ -145,21 +145,10 @@ def mean_over_frames(rows: list[dict[str, Any]], keys: Sequence[str]) -> dict[st
     return out
 
 
-def json_safe(value: Any) -> Any:
-    """``value`` with NaN written as ``null`` and infinities as the strings ``"inf"``/``"-inf"`` (strict JSON)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
-
-
 def write_results(out_dir: Path, summary: dict[str, Any], rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
     """``results.json`` (the summary) and ``per_frame.csv`` (one row per frame) in ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "results.json").write_text(json.dumps(json_safe(summary), indent=2, allow_nan=False) + "\n")
+    write_json(out_dir / "results.json", summary)
     with open(out_dir / "per_frame.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(columns)

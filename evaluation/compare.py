@@ -39,6 +39,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bts.models.kdbts import KD_CLIP  # noqa: E402
+from bts.results import write_json  # noqa: E402
 
 REQUIRED = ("pred_occupied", "sigma", "exact_occupied", "exact_visible")
 
@@ -222,7 +223,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(table(result))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
+        write_json(args.json, result)
     return result
 
 

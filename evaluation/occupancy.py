@@ -50,6 +50,7 @@ from tqdm import tqdm  # noqa: E402
 from bts.cli import friendly_errors  # noqa: E402
 from bts.inference import LoadedModel, load_model  # noqa: E402
 from bts.rendering.renderer import query_density, render_depth  # noqa: E402
+from bts.results import write_json  # noqa: E402
 from bts.runs import register_resolvers  # noqa: E402
 from datasets.factory import build_dataset  # noqa: E402
 from datasets.kitti_360.dataset import Kitti360Dataset  # noqa: E402
@@ -243,7 +244,7 @@ def write_outputs(result: OccupancyResult, out_dir: Path) -> None:
         np.savez_compressed(out_dir / "predictions.npz", frame=np.asarray(result.predictions["frame"]),
                             protocol=np.asarray(json.dumps(result.protocol, default=float)),
                             model=np.asarray(json.dumps(result.model, default=str)), **arrays)
-    (out_dir / "results.json").write_text(json.dumps(result.to_json(), indent=2, default=float))
+    write_json(out_dir / "results.json", result.to_json())
     groups = result.groups()
     with open(out_dir / "per_frame.csv", "w", newline="") as f:
         writer = csv.writer(f)

@@ -37,6 +37,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 import numpy as np  # noqa: E402
 
 from bts.reproduce import Runner, _slug, machine  # noqa: E402
+from bts.results import write_json  # noqa: E402
 
 MODELS = {"bts": ("BTS (self-supervised)", "bts"), "supervised": ("supervised bound", "bts_supervised")}
 CEILINGS = (("exact behind (ceiling)", ("prediction=exact_behind",)),
@@ -151,7 +152,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     summary = {"machine": machine(), "budgets": budgets, "seeds": a.seeds, "runs": runs, "baselines": fixed,
                "stages": runner.stages, "verdict": verdict(runs, fixed, budgets[-1])}
     summary["figure"] = str(learning_curves(out, summary).relative_to(out))
-    (out / "results.json").write_text(json.dumps(summary, indent=2))
+    write_json(out / "results.json", summary)
     (out / "results.md").write_text(markdown(summary))
     print((out / "results.md").read_text())
     return summary

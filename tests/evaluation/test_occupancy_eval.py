@@ -231,6 +231,15 @@ def test_view_subset_needs_an_mvbts_checkpoint(tiny_checkpoint):
         load_model(tiny_checkpoint, view_subset_name="stereoo")
 
 
+def strict_json(path):
+    """Parse as strict JSON: NaN / Infinity (Python's json default) are refused."""
+
+    def refuse(name):
+        raise ValueError(f"{path} holds {name}, which is not JSON")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
 def _run_entry(args, tmp_path):
     env = {**os.environ, "BTS_CACHE_DIR": str(tmp_path / "cache")}
     return subprocess.run([sys.executable, "evaluation/occupancy.py", *args], cwd=REPO, env=env,
@@ -244,7 +253,7 @@ def test_entry_point_runs_on_the_synthetic_city(synthetic_root, tiny_checkpoint,
     proc = _run_entry(args, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "protocol=exact" in proc.stdout and "O_ACC" in proc.stdout
-    result = json.loads((out / "results.json").read_text())
+    result = strict_json(out / "results.json")
     assert result["protocol"]["protocol"] == "exact" and result["frames"] == 2
     assert set(result["metrics"]) == {"exact", "bts", "lidar_vs_exact"}
     assert 0.0 <= result["metrics"]["exact"]["o_acc"] <= 1.0

@@ -24,7 +24,6 @@ from typing import Any
 import ignite.distributed as idist
 import torch
 from ignite.engine import DeterministicEngine, Engine, Events
-from ignite.handlers import ProgressBar
 from ignite.utils import manual_seed
 from torch import nn
 from torch.utils.data import Dataset
@@ -32,7 +31,7 @@ from torch.utils.data import Dataset
 from bts.losses import LossWeights
 from bts.models import build_model
 from bts.rendering.renderer import RendererConfig
-from bts.training.handlers import CheckpointSaver, Logger, NonFiniteLoss, validate
+from bts.training.handlers import CheckpointSaver, Logger, NonFiniteLoss, StepProgress, validate
 from bts.training.objective import ObjectiveConfig, training_step
 from bts.training.sampling import SeededItems, SeededRandomSampler
 from bts.training.state import restore_training_state
@@ -214,7 +213,8 @@ def _training(local_rank: int, cfg: dict, run_dir: Path, build_datasets: Dataset
     if rank == 0:
         logger = Logger(run_dir / "tensorboard", t["log_every"])
         logger.attach(engine)
-        ProgressBar(persist=True).attach(engine, output_transform=lambda out: {"loss": out["total"]})
+        total = t["max_steps"] if t["max_steps"] is not None else t["epochs"] * len(loader)
+        StepProgress(total).attach(engine)
         engine.add_event_handler(Events.ITERATION_COMPLETED(every=t["checkpoint_every"]), saver)
         engine.add_event_handler(Events.COMPLETED, saver)
 

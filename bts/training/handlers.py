@@ -129,6 +129,38 @@ class CheckpointSaver:
         raise error
 
 
+class StepProgress:
+    """A progress bar over the run's steps (``trainer.max_steps``, or epochs x epoch length), starting at the resumed
+    step, with the loss: not ignite's per-epoch bar, which reads "Epoch [3/3]: [12/44]" when the run ends early."""
+
+    def __init__(self, total: int):
+        self.total = total
+        self.bar = None
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, self.start)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self.step)
+        engine.add_event_handler(Events.COMPLETED | Events.TERMINATE | Events.EXCEPTION_RAISED, self.close)
+
+    def start(self, engine: Engine) -> None:
+        from tqdm import tqdm  # noqa: PLC0415
+
+        self.bar = tqdm(total=self.total, initial=engine.state.iteration, desc="training", unit="step",
+                        dynamic_ncols=True)
+
+    def step(self, engine: Engine) -> None:
+        if self.bar is not None:
+            self.bar.update(engine.state.iteration - self.bar.n)
+            output = engine.state.output or {}
+            if "total" in output:
+                self.bar.set_postfix(loss=f"{output['total']:.4g}", refresh=False)
+
+    def close(self, engine: Engine, *_) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
 class Logger:
     """TensorBoard scalars every ``every`` steps, and images of the steps that keep their output."""
 

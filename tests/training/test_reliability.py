@@ -54,6 +54,8 @@ def test_latest_moves_with_the_first_checkpoint_and_a_resume_continues_in_its_fo
                          f"trainer.resume_from={latest}/checkpoints/last.pt"], tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert latest.resolve() == run
+    progress = resumed.stderr.replace("\r", "\n")
+    assert "training: 100%" in progress and " 4/4 " in progress  # the bar counts the run's steps, from the resume
     assert load_checkpoint(run / "checkpoints" / "last.pt")["trainer"]["iteration"] == 4
     with_checkpoints = [p for p in (tmp_path / "bts").iterdir() if not p.is_symlink() and (p / "checkpoints").is_dir()]
     assert with_checkpoints == [run]

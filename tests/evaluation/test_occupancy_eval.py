@@ -197,7 +197,17 @@ def test_cache_hits_give_identical_results_and_changed_data_misses(synthetic_roo
     ds = _dataset(root)
     frame = Frame(ds, 0, ds[0])
     scan = ds.layout.velodyne_file(frame.sequence, frame.frame_id)
-    os.utime(scan, ns=(scan.stat().st_atime_ns, scan.stat().st_mtime_ns + 10**9))
+    st = scan.stat()
+    os.utime(scan, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # touched, same bytes: still the same truth
+    _oracle_run(root, build_protocol("exact"), cache=cache, indices=[0])
+    assert cache.misses == 3
+    # Rewritten with other points of the same size and the old mtime: the content key misses (a size-and-mtime
+    # key would reuse the stale ground truth).
+    data = bytearray(scan.read_bytes())
+    data[:16] = bytes(16)
+    scan.write_bytes(bytes(data))
+    os.utime(scan, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert scan.stat().st_size == st.st_size and scan.stat().st_mtime_ns == st.st_mtime_ns
     _oracle_run(root, build_protocol("exact"), cache=cache, indices=[0])
     assert cache.misses == 4
 

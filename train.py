@@ -24,8 +24,9 @@ from torch.utils.data import Dataset
 
 from bts.checkpoints.format import CheckpointError
 from bts.cli import friendly_errors
+from bts.encoders.backbone import require_imagenet_weights
 from bts.runs import register_resolvers
-from bts.training.engine import occupancy_labels_config, train
+from bts.training.engine import needs_imagenet_weights, occupancy_labels_config, train
 from datasets.factory import build_dataset
 
 log = logging.getLogger("train")
@@ -72,6 +73,13 @@ def check_teacher(cfg: DictConfig) -> dict | None:
     return {"given": str(path), "path": str(resolved), "sha256": _sha256(resolved)}
 
 
+def check_weights(cfg: dict) -> None:
+    """ImageNet weights, where this run loads them, must be there before any data is generated or built."""
+    encoder = cfg["model"]["encoder"]
+    if needs_imagenet_weights(cfg) and encoder.get("on_missing_weights", "error") == "error":
+        require_imagenet_weights(encoder["depth"])
+
+
 register_resolvers()  # ${run_dir:...} of hydra.run.dir (configs/bts.yaml)
 
 
@@ -87,7 +95,9 @@ def main(cfg: DictConfig) -> None:
         if teacher is not None:
             (run_dir / "teacher.json").write_text(json.dumps(teacher, indent=2) + "\n")
     log.info("run folder: %s", run_dir)
-    train(OmegaConf.to_container(cfg, resolve=True), run_dir, build_datasets,
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    check_weights(resolved)
+    train(resolved, run_dir, build_datasets,
           on_first_checkpoint=functools.partial(_link_latest, run_dir))
     log.info("done: checkpoint %s, logs %s", run_dir / "checkpoints" / "last.pt", run_dir / "tensorboard")
 

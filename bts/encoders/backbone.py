@@ -48,6 +48,14 @@ def _imagenet_state_dict(depth: int) -> dict[str, Tensor]:
         ) from e
 
 
+def require_imagenet_weights(depth: int) -> None:
+    """Raise :class:`PretrainedWeightsUnavailable` now if ResNet-``depth``'s ImageNet weights cannot be loaded (the
+    entry point calls it before it generates or reads any data)."""
+    if depth not in _RESNETS:
+        raise ValueError(f"ResNet depth must be one of {sorted(_RESNETS)}, got {depth}")
+    _imagenet_state_dict(depth)
+
+
 class ResnetBackbone(nn.Module):
     """A torchvision ResNet returning the five maps of Monodepth2: conv1 (1/2) and layer1..4 (1/4..1/32)."""
 

@@ -141,8 +141,16 @@ def prepare_distillation(model: nn.Module, cfg: dict, resuming: bool) -> None:
     model.configure(kd["recipe"], kd["student_photometric"])
 
 
+def needs_imagenet_weights(cfg: dict) -> bool:
+    """Whether building the model for this run loads ImageNet weights: not for a resume (every weight comes from the
+    checkpoint) nor for a new KDBTS run (encoder and teacher come from the MVBTS checkpoint)."""
+    if cfg["trainer"]["resume_from"] or cfg["model"]["kind"] == "kdbts":
+        return False
+    return bool(cfg["model"]["encoder"].get("pretrained", False))
+
+
 def build_parts(cfg: dict, device: torch.device) -> TrainingParts:
-    model = build_model(cfg["model"])
+    model = build_model(cfg["model"], pretrained=None if needs_imagenet_weights(cfg) else False)
     if cfg["model"]["kind"] == "kdbts":
         prepare_distillation(model, cfg, resuming=bool(cfg["trainer"]["resume_from"]))
     trainee = idist.auto_model(Trainee(model, objective_config(cfg), RendererConfig(**cfg["renderer"])))

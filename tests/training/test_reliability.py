@@ -237,8 +237,10 @@ def test_kdbts_run_records_the_resolved_teacher_and_its_hash(synthetic_root, tmp
     teacher_run = run_train(["-cn", "mvbts", "preset=debug", "trainer.max_steps=1", f"data.root={synthetic_root}",
                              f"paths.output_dir={tmp_path}"], tmp_path)
     assert teacher_run.returncode == 0, teacher_run.stderr[-2000:]
+    # model.encoder.pretrained=true: a new KDBTS run takes its encoder from the teacher, so no ImageNet weights
+    # are needed (none can be downloaded here).
     student = run_train(["-cn", "kdbts", "preset=debug", "trainer.max_steps=1", f"data.root={synthetic_root}",
-                         f"paths.output_dir={tmp_path}"], tmp_path)
+                         "model.encoder.pretrained=true", f"paths.output_dir={tmp_path}"], tmp_path)
     assert student.returncode == 0, student.stderr[-2000:]
     record = json.loads((tmp_path / "kdbts" / "latest" / "teacher.json").read_text())
     real = (tmp_path / "mvbts" / "latest").resolve() / "checkpoints" / "last.pt"
@@ -252,3 +254,20 @@ def test_depth_colouring_draws_nan_and_inf_instead_of_failing():
     rgb = colorize_depth(torch.tensor([[math.nan, math.inf, -math.inf, 5.0]]))
     assert rgb.shape == (3, 1, 4) and torch.isfinite(rgb).all()
     assert torch.equal(rgb[:, 0, 0], rgb[:, 0, 1])  # NaN drawn as far, like +Inf
+
+
+def test_missing_imagenet_weights_stop_the_run_before_any_data_is_read(tmp_path, monkeypatch):
+    from bts.encoders.backbone import PretrainedWeightsUnavailable, require_imagenet_weights
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))  # no weights there; no network in CI
+    try:
+        require_imagenet_weights(18)
+        pytest.skip("ImageNet weights could be downloaded on this machine")
+    except PretrainedWeightsUnavailable:
+        pass
+    out = run_train(["-cn", "bts", "preset=debug", "model.encoder.pretrained=true",
+                     f"data.root={tmp_path / 'no_such_tree'}", f"paths.output_dir={tmp_path}"],
+                    tmp_path)
+    assert out.returncode == 1
+    assert "ImageNet weights for ResNet-18 are not available" in out.stderr
+    assert "no_such_tree" not in out.stderr.split("ImageNet weights")[1]  # the data root was not reached

@@ -28,6 +28,9 @@ def _plain(cfg: DictConfig | dict) -> dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
 
 
+_warned_no_root: list[bool] = []
+
+
 def dataset_root(data: DictConfig | dict, paths: DictConfig | dict) -> Path:
     """The dataset's root folder; for the synthetic city, generated on first use into the cache."""
     d, p = _plain(data), _plain(paths)
@@ -35,7 +38,8 @@ def dataset_root(data: DictConfig | dict, paths: DictConfig | dict) -> Path:
         raise ValueError(f"data.name must be 'kitti_360' or 'synthetic', got {d['name']!r}")
     if d["root"] is not None:
         return Path(d["root"])
-    if d["name"] == "kitti_360":
+    if d["name"] == "kitti_360" and not _warned_no_root:
+        _warned_no_root.append(True)  # once per process, not once per split
         log.warning("no KITTI-360 root configured (set KITTI360_ROOT or paths.kitti360_root): using the built-in "
                     "synthetic city instead")
     from datasets.synthetic import ensure_synthetic_city

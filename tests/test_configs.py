@@ -68,3 +68,17 @@ def test_demo_runs_as_a_user_runs_it(tmp_path):
     assert "data_2d_raw/" in out.stdout and "split train" in out.stdout
     assert "images" in out.stdout and "(8, 3, 32, 120)" in out.stdout
     assert any((tmp_path / "cache").iterdir())
+
+
+def test_the_missing_kitti360_root_warning_appears_once(tmp_path, caplog, monkeypatch):
+    import logging
+
+    from datasets import factory
+
+    monkeypatch.setattr(factory, "_warned_no_root", [])
+    monkeypatch.setattr("datasets.synthetic.ensure_synthetic_city", lambda **kw: tmp_path)
+    data = {"name": "kitti_360", "root": None, "synthetic": {"sequences": 1, "frames": 2, "seed": 0, "size": "tiny"}}
+    with caplog.at_level(logging.WARNING, logger="datasets.factory"):
+        for _ in range(3):
+            assert factory.dataset_root(data, {"cache_dir": None}) == tmp_path
+    assert sum("no KITTI-360 root configured" in r.getMessage() for r in caplog.records) == 1

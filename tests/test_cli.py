@@ -64,3 +64,31 @@ def test_a_pickle_with_python_objects_is_named_not_a_checkpoint_of_this_project(
     with pytest.raises(CheckpointError, match="holds Python objects beyond tensors") as info:
         load_checkpoint(path)
     assert "weights_only=False" not in str(info.value)
+
+
+def test_a_pose_line_one_number_short_says_so(tmp_path):
+    from datasets.kitti_360.errors import MalformedFileError
+    from datasets.kitti_360.poses import read_poses
+
+    path = tmp_path / "poses.txt"
+    path.write_text("0 " + " ".join(["1"] * 12) + "\n1 " + " ".join(["1"] * 11) + "\n")
+    with pytest.raises(MalformedFileError, match=r"line 2.*expected 13 fields \(a frame id and 12 numbers\), found 12 "
+                                                 r"\(a frame id and 11 numbers\)"):
+        read_poses(path)
+
+
+def test_an_image_that_is_not_an_image_names_the_file_and_formats(tmp_path):
+    from bts.visualization.inputs import ImageFileError, read_image
+
+    path = tmp_path / "photo.png"
+    path.write_text("not an image")
+    with pytest.raises(ImageFileError, match=r"photo.png is not an image this reads.*PNG, JPEG"):
+        read_image(path)
+
+
+def test_a_misspelt_builtin_trajectory_lists_the_builtins():
+    from bts.visualization.trajectories import TrajectoryFileError, resolve_trajectory
+
+    with pytest.raises(TrajectoryFileError, match=r"orbitt: is neither a built-in trajectory \(forward, sideways, "
+                                                  r"orbit\) nor a file"):
+        resolve_trajectory("orbitt", 10)

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor
 
+from bts.errors import UserError
 from bts.geometry import normalize_intrinsics
 
 log = logging.getLogger(__name__)
@@ -90,12 +91,20 @@ def user_intrinsics(width: int, height: int, focal=None, principal_point=None, c
     return normalize_intrinsics(k, width, height).float()
 
 
+class ImageFileError(ValueError, UserError):
+    """An ``image=`` file that cannot be read as an image (the file and the readable formats named)."""
+
+
 def read_image(path: Path | str) -> Float[Tensor, "3 H W"]:
     """An image file as RGB in ``[0, 1]`` (grey is repeated, alpha dropped)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image {path} does not exist")
-    array = np.asarray(iio.imread(path))
+    try:
+        array = np.asarray(iio.imread(path))
+    except Exception as e:  # noqa: BLE001 - imageio's plugins raise many types for a file they cannot read
+        raise ImageFileError(f"{path} is not an image this reads ({type(e).__name__}): expected PNG, JPEG, BMP, TIFF "
+                             "or another format imageio reads, as RGB(A) or grey") from e
     if array.ndim == 2:
         array = np.repeat(array[..., None], 3, axis=2)
     if array.ndim != 3 or array.shape[2] not in (3, 4):

@@ -151,6 +151,8 @@ def resolve_trajectory(spec: str, num_frames: int, scale: float = 1.0, pitch_deg
     """A built-in name (``forward``, ``sideways``, ``orbit``) or a file path (whose poses are used as they are)."""
     if spec in BUILTIN:
         return builtin_trajectory(spec, num_frames, scale, pitch_deg)
+    if not Path(spec).exists() and not Path(spec).suffix:
+        raise TrajectoryFileError(Path(spec), f"is neither a built-in trajectory ({', '.join(BUILTIN)}) nor a file")
     return load_trajectory(spec)
 
 

@@ -41,7 +41,8 @@ def read_poses(path: Path | str) -> SequencePoses:
         if not parts:
             continue
         if len(parts) != 13:
-            raise MalformedFileError(path, lineno, f"expected a frame id and 12 numbers, found {len(parts)} fields")
+            raise MalformedFileError(path, lineno, f"expected 13 fields (a frame id and 12 numbers), found "
+                                     f"{len(parts)} (a frame id and {len(parts) - 1} numbers)")
         try:
             frame = int(parts[0])
             values = np.array([float(x) for x in parts[1:]], dtype=np.float64)

@@ -28,11 +28,16 @@ import torch.nn.functional as F
 from jaxtyping import Bool, Float
 from torch import Tensor
 
+from bts.errors import UserError
 from datasets.kitti_360.dataset import Kitti360Dataset
 from datasets.kitti_360.layout import read_velodyne
 from evaluation.lidar_occupancy import (level_transform, lidar_votes, polar_profile, query_grid, slice_mask, transform,
                                         vote_threshold)
 from evaluation.metrics import occupancy_metrics
+
+
+class ExactTruthUnavailable(ValueError, UserError):
+    """``protocol=exact`` on data without the synthetic city's exact scene (a KITTI-360 tree)."""
 
 
 @dataclass
@@ -240,11 +245,15 @@ class ExactProtocol(BtsProtocol):
             try:
                 self._scenes[key] = load_scene(frame.dataset.layout.root, frame.sequence)
             except FileNotFoundError as e:
-                raise ValueError(f"protocol=exact needs the synthetic city's exact scene: {e}") from None
+                raise ExactTruthUnavailable(f"protocol=exact needs the synthetic city's exact scene: {e}") from None
         return self._scenes[key]
 
     def ground_truth_files(self, frame: Frame) -> list[Path]:
         scene = frame.dataset.layout.root / "ground_truth" / frame.sequence / "scene.json"
+        if not scene.is_file():
+            raise ExactTruthUnavailable(
+                f"protocol=exact needs the synthetic city's exact scene, {scene} is missing: a KITTI-360 tree has no "
+                "exact truth; evaluate it with protocol=bts, or evaluate on the synthetic city (data=synthetic)")
         return [scene, *super().ground_truth_files(frame)]
 
     def ground_truth(self, frame: Frame) -> dict[str, Tensor]:

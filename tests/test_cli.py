@@ -92,3 +92,19 @@ def test_a_misspelt_builtin_trajectory_lists_the_builtins():
     with pytest.raises(TrajectoryFileError, match=r"orbitt: is neither a built-in trajectory \(forward, sideways, "
                                                   r"orbit\) nor a file"):
         resolve_trajectory("orbitt", 10)
+
+
+def test_protocol_exact_without_the_exact_scene_says_what_to_use(synthetic_root, tmp_path):
+    import shutil
+
+    from datasets.kitti_360 import FrameSelection, Kitti360Config, Kitti360Dataset
+    from evaluation.protocols import ExactTruthUnavailable, Frame, build_protocol
+
+    root = tmp_path / "kitti_like"
+    shutil.copytree(synthetic_root, root)
+    shutil.rmtree(root / "ground_truth")
+    cfg = Kitti360Config(image_size=(32, 120), frames=FrameSelection(num_timesteps=1, stereo=False, fisheye=False))
+    ds = Kitti360Dataset(root, root / "splits" / "test_files.txt", cfg)
+    with pytest.raises(ExactTruthUnavailable, match=r"scene.json is missing: a KITTI-360 tree has no exact truth; "
+                                                    r"evaluate it with protocol=bts"):
+        build_protocol("exact").ground_truth_files(Frame(ds, 0, ds[0]))

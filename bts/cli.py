@@ -7,7 +7,8 @@
   key would be read by nothing and the run would silently use the default;
 - a :class:`bts.errors.UserError` (a missing or malformed file, a checkpoint of another model, a missing teacher,
   a non-finite loss) ends the command with one line ``error: <message>`` and exit status 1 instead of a traceback;
-  ``HYDRA_FULL_ERROR=1`` (or ``BTS_VERBOSE=1``) shows the full trace.
+  ``HYDRA_FULL_ERROR=1`` (or ``BTS_VERBOSE=1``) shows the full trace. The new run folder of a command that failed
+  this way before writing anything of its own is removed (:func:`bts.runs.discard_if_unused`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bts.errors import UserError
+from bts.runs import discard_if_unused
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
@@ -80,13 +82,15 @@ def friendly_errors(main: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
     @functools.wraps(main)
     def wrapper(cfg):
-        try:
-            from hydra.core.hydra_config import HydraConfig  # noqa: PLC0415
+        from hydra.core.hydra_config import HydraConfig  # noqa: PLC0415
 
+        try:
             overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
             refuse_added_keys(cfg, overrides)
             return main(cfg)
         except UserError as error:
+            if HydraConfig.initialized():
+                discard_if_unused(HydraConfig.get().runtime.output_dir)
             if verbose():
                 raise
             print(f"error: {error}", file=sys.stderr)

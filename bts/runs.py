@@ -22,6 +22,7 @@ import os
 from pathlib import Path
 
 RESOLVER = "run_dir"
+BOOKKEEPING = frozenset({".hydra", "config.yaml", "teacher.json"})  # what a run writes before its own outputs
 _made: dict[tuple[str, str], Path] = {}  # one folder per (base, stamp) and process, however often hydra resolves
 
 
@@ -77,3 +78,20 @@ def register_resolvers() -> None:
 
     if not OmegaConf.has_resolver(RESOLVER):
         OmegaConf.register_new_resolver(RESOLVER, run_dir)
+
+
+def discard_if_unused(folder: str | Path) -> bool:
+    """Remove ``folder`` if this process created it (a new run's folder, never a resumed or named one) and it holds
+    nothing but bookkeeping (``.hydra/``, ``*.log``, :data:`BOOKKEEPING`): a command that failed at its start leaves no empty run
+    folder behind (``config.yaml`` and ``teacher.json``, written before the data is built, count as bookkeeping too).
+    Returns whether it was removed."""
+    import shutil  # noqa: PLC0415
+
+    folder = Path(folder)
+    if folder not in _made.values() or not folder.is_dir():
+        return False
+    if any(p.name not in BOOKKEEPING and p.suffix != ".log" for p in folder.iterdir()):
+        return False
+    shutil.rmtree(folder, ignore_errors=True)
+    return True
+

@@ -31,7 +31,7 @@ def assert_one_line_error(out, *fragments):
 def test_a_key_added_with_plus_is_refused_with_the_closest_key(tmp_path):
     out = run("train.py", "-cn", "bts", "preset=debug", "+trainer.max_stpes=2", f"paths.output_dir={tmp_path}")
     assert_one_line_error(out, "unknown config key 'trainer.max_stpes'", "did you mean trainer.max_steps?")
-    assert not (tmp_path / "bts").exists() or not any((tmp_path / "bts").glob("*/checkpoints"))
+    assert not (tmp_path / "bts").exists() or not any((tmp_path / "bts").iterdir())  # no empty run folder left
 
 
 def test_added_keys_skips_config_groups_and_hydra():
@@ -108,3 +108,12 @@ def test_protocol_exact_without_the_exact_scene_says_what_to_use(synthetic_root,
     with pytest.raises(ExactTruthUnavailable, match=r"scene.json is missing: a KITTI-360 tree has no exact truth; "
                                                     r"evaluate it with protocol=bts"):
         build_protocol("exact").ground_truth_files(Frame(ds, 0, ds[0]))
+
+
+def test_a_run_that_fails_at_the_start_leaves_no_folder_but_a_named_one_stays(tmp_path):
+    out = run("evaluation/occupancy.py", f"checkpoint={tmp_path / 'missing.pt'}", f"paths.output_dir={tmp_path}")
+    assert_one_line_error(out, "missing.pt does not exist")
+    assert not any((tmp_path / "eval_occupancy").iterdir())
+    named = tmp_path / "mine"
+    out = run("evaluation/occupancy.py", f"checkpoint={tmp_path / 'missing.pt'}", f"output_dir={named}")
+    assert out.returncode == 1 and named.is_dir()  # a folder the user named is never removed

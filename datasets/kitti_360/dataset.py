@@ -9,6 +9,7 @@ origin; ``world_from_view0`` keeps the absolute pose. Intrinsics are normalised 
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypedDict
@@ -22,7 +23,8 @@ from torch.utils.data import Dataset
 from bts.geometry import MeiFisheyeCamera, PixelConvention, normalize_intrinsics, relative_to
 from datasets.kitti_360.augment import ColorJitterParams
 from datasets.kitti_360.calibration import PERSPECTIVE_CAMERAS, Calibration, read_calibration
-from datasets.kitti_360.errors import MalformedFileError
+from datasets.kitti_360.errors import (PACKAGE_FISHEYE, PACKAGE_PERSPECTIVE, PACKAGE_VELODYNE, MalformedFileError,
+                                      MissingFileError)
 from datasets.kitti_360.fisheye import fisheye_camera, resample, virtual_pinhole_grid, virtual_rotation
 from datasets.kitti_360.frames import FrameSelection, View, select_views
 from datasets.kitti_360.layout import Kitti360Layout, read_image, read_velodyne, resized_folder
@@ -69,6 +71,7 @@ class Kitti360Config:
     use_preprocessed: bool = True  # read data_HxW folders when they exist
     apply_fisheye_tangential: bool = False
     pixel_convention: str = "center"  # center (ours); corner: the original's K normalisation, for imported models
+    check_files: bool = True  # list every image (and scan) the split reads when the dataset is built
 
 
 class Kitti360Dataset(Dataset):
@@ -95,8 +98,54 @@ class Kitti360Dataset(Dataset):
                 raise MalformedFileError(self.split_file, e.line, str(err.args[0])) from None
             self.datapoints.append((e.sequence, row, e.side))
         self._setup_cameras()
+        if self.config.check_files:
+            self.check_files()
         log.info("KITTI-360 %s: %d datapoints from %d sequences under %s", self.split_file.name,
                  len(self.datapoints), len(self.poses), root)
+
+    def missing_files(self) -> list[tuple[Path, tuple[str, str]]]:
+        """Every file some datapoint of the split would read and that is not there: the images of every view (at
+        every fisheye offset the loader may draw; a preprocessed ``data_HxW`` copy counts), and the velodyne scan of
+        view 0 with ``lidar_depth``. Each folder is listed once, so a whole KITTI-360 split takes seconds."""
+        listings: dict[Path, set[str]] = {}
+
+        def present(path: Path) -> bool:
+            if path.parent not in listings:
+                listings[path.parent] = set(os.listdir(path.parent)) if path.parent.is_dir() else set()
+            return path.name in listings[path.parent]
+
+        cfg, h, w = self.config, *self.config.image_size
+        native = cfg.fisheye_mode == "native"
+        offsets = cfg.frames.fisheye_offsets if cfg.draw_fisheye_offset else cfg.frames.fisheye_offsets[:1]
+        missing: dict[Path, tuple[str, str]] = {}  # path -> (what it is, the download package)
+        for sequence, row, side in self.datapoints:
+            poses = self.poses[sequence]
+            for offset in offsets:
+                for view in select_views(cfg.frames, row, side, len(poses), offset):
+                    frame_id = int(poses.frame_ids[view.row])
+                    raw = self.layout.image_file(sequence, view.camera, frame_id)
+                    resized = None
+                    if cfg.use_preprocessed and not (native and view.camera in self.fisheyes):
+                        resized = self.layout.image_file(sequence, view.camera, frame_id,
+                                                         resized_folder(view.camera, h, w, cfg.fisheye_rotation))
+                    if not present(raw) and not (resized is not None and present(resized)):
+                        package = PACKAGE_PERSPECTIVE if view.camera in PERSPECTIVE_CAMERAS else PACKAGE_FISHEYE
+                        missing[raw] = (f"a {view.camera} PNG image", package)
+            if cfg.lidar_depth:
+                scan = self.layout.velodyne_file(sequence, int(poses.frame_ids[row]))
+                if not present(scan):
+                    missing[scan] = ("a velodyne scan (float32 x, y, z, intensity)", PACKAGE_VELODYNE)
+        return list(missing.items())
+
+    def check_files(self) -> None:
+        """Raise :class:`MissingFileError` naming the first missing file (and how many are missing) at the start,
+        instead of at the datapoint or the first validation thousands of steps in."""
+        missing = self.missing_files()
+        if missing:
+            path, (what, package) = missing[0]
+            more = f"; {len(missing) - 1} more files of this split are missing too" if len(missing) > 1 else ""
+            raise MissingFileError(path, f"{what}, read by datapoints of {self.split_file}{more} (data.check_files="
+                                   "false skips this check)", package)
 
     def _cameras_used(self) -> tuple[str, ...]:
         cams = ("image_00", "image_01")

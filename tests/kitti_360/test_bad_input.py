@@ -70,8 +70,11 @@ def test_missing_image_folder_and_file(tree, camera, folder, package):
     frame = int(ids[min(offset, len([r for r in ids if r]) - 1)].split()[0])
     image = tree / "data_2d_raw" / SEQ / camera / folder / f"{frame:010d}.png"
     image.unlink()
+    with pytest.raises(MissingFileError) as e:  # when the dataset is built, not at the datapoint
+        load(tree)
+    assert str(image) in str(e.value) and package in str(e.value) and "my_split.txt" in str(e.value)
     with pytest.raises(MissingFileError) as e:
-        load(tree)[0]
+        load(tree, config=Kitti360Config(image_size=(16, 64), check_files=False))[0]
     assert str(image) in str(e.value) and package in str(e.value)
     shutil.rmtree(image.parent)
     with pytest.raises(MissingFileError) as e:
@@ -84,8 +87,9 @@ def test_missing_velodyne_scan(tree):
     scan = tree / "data_3d_raw" / SEQ / "velodyne_points" / "data" / f"{frame:010d}.bin"
     scan.unlink()
     with pytest.raises(MissingFileError) as e:
-        load(tree, config=Kitti360Config(image_size=(16, 64), lidar_depth=True))[0]
+        load(tree, config=Kitti360Config(image_size=(16, 64), lidar_depth=True))
     assert str(scan) in str(e.value) and "velodyne" in str(e.value)
+    load(tree)  # without lidar depth the scan is not needed
 
 
 def corrupt_line(path, lineno, text):
@@ -168,3 +172,13 @@ def test_lidar_points_behind_the_camera_are_dropped():
     depth = lidar_depth_map(points, np.eye(4), k, 20, 20)
     assert (depth > 0).sum() == 1
     assert depth.max().item() == pytest.approx(10.0)
+
+
+def test_every_missing_file_of_the_split_is_counted_at_the_start(tree):
+    folder = tree / "data_2d_raw" / SEQ / "image_01" / "data_rect"
+    ids = [int(r.split()[0]) for r in (tree / "data_poses" / SEQ / "poses.txt").read_text().splitlines() if r]
+    for frame in ids[:3]:
+        (folder / f"{frame:010d}.png").unlink()
+    split = split_of(tree, [f"{SEQ} {frame:010d} l" for frame in ids[:3]])
+    with pytest.raises(MissingFileError, match=r"image_01 PNG image.*2 more files of this split are missing"):
+        load(tree, split)

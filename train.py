@@ -49,12 +49,9 @@ def _link_latest(run_dir: Path) -> None:
     os.replace(tmp, latest)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+def _file_sha256(path: Path) -> str:
     with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def check_teacher(cfg: DictConfig) -> dict | None:
@@ -70,7 +67,7 @@ def check_teacher(cfg: DictConfig) -> dict | None:
             "`python train.py -cn mvbts` (same data and preset), or set kd.teacher_checkpoint=PATH "
             "(or the environment variable MVBTS_CHECKPOINT)")
     resolved = path.resolve()
-    return {"given": str(path), "path": str(resolved), "sha256": _sha256(resolved)}
+    return {"given": str(path), "path": str(resolved), "sha256": _file_sha256(resolved)}
 
 
 def check_weights(cfg: dict) -> None:

@@ -35,11 +35,8 @@ def _identity(path: Path) -> list:
     memo = (str(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
     digest = _DIGESTS.get(memo)
     if digest is None:
-        h = hashlib.blake2b(digest_size=16)
         with path.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        digest = _DIGESTS[memo] = h.hexdigest()
+            digest = _DIGESTS[memo] = hashlib.file_digest(f, lambda: hashlib.blake2b(digest_size=16)).hexdigest()
     return [str(path), st.st_size, digest]
 
 

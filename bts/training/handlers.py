@@ -122,9 +122,7 @@ class CheckpointSaver:
                         "saved" + (f": the last good checkpoint is {good}" if good.is_file() else ""))
                 raise NonFiniteLoss(error.step, error.terms, gradients=error.gradients, note=note) from None
             engine.state.iteration -= 1
-            saved = self.save(engine, f"step_{engine.state.iteration}.pt")
-            _link_or_copy(saved, self.folder / "last.pt")
-            self._first_saved()
+            self(engine)  # step_<N-1>.pt and last.pt, as a regular checkpoint (kept as is if N-1 was one)
             raise NonFiniteLoss(error.step, error.terms, self.folder / "last.pt", gradients=error.gradients) from None
         raise error
 

@@ -58,13 +58,6 @@ class SeededItems(Dataset):
     def __len__(self) -> int:
         return len(self.dataset)  # type: ignore[arg-type]
 
-    def __getattr__(self, name: str):
-        # Attributes of the wrapped dataset (e.g. ``config``) stay reachable. ``dataset`` itself is looked up in
-        # ``__dict__`` first; during unpickling in a worker it is not there yet, so refuse instead of recursing.
-        if name == "dataset":
-            raise AttributeError(name)
-        return getattr(self.dataset, name)
-
     def __getitem__(self, key: int | tuple[int, int]):
         if not isinstance(key, tuple):
             return self.dataset[key]

@@ -5,8 +5,6 @@ import dataclasses
 import math
 import multiprocessing
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,13 +14,14 @@ from bts import runs
 from bts.checkpoints.format import load_checkpoint
 from bts.training import engine as engine_module
 from bts.training.sampling import SeededItems, SeededRandomSampler
-from tests.training.helpers import debug_config, train
+from tests.training import helpers
+from tests.training.helpers import debug_config, on_nth_call, train
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def run_train(args, cwd):
-    return subprocess.run([sys.executable, str(REPO / "train.py"), *args], cwd=cwd, capture_output=True, text=True)
+    return helpers.run_train(args, cwd, check=False)
 
 
 def tensors(path):
@@ -106,16 +105,11 @@ def test_items_get_the_same_draws_with_and_without_workers(synthetic_root):
 
 def poison_batch_at(monkeypatch, step):
     """Make the ``step``-th training forward pass see NaN images (BatchNorm's statistics become NaN with it)."""
-    real = engine_module.Trainee.forward
-    calls = {"n": 0}
 
-    def forward(self, batch):
-        calls["n"] += 1
-        if calls["n"] == step:
-            batch = {**batch, "images": torch.full_like(batch["images"], math.nan)}
-        return real(self, batch)
+    def nan_images(trainee, batch):
+        return (trainee, {**batch, "images": torch.full_like(batch["images"], math.nan)}), {}
 
-    monkeypatch.setattr(engine_module.Trainee, "forward", forward)
+    on_nth_call(monkeypatch, engine_module.Trainee, "forward", step, inputs=nan_images)
 
 
 def all_finite(path):
@@ -141,19 +135,12 @@ def test_nan_guard_saves_the_state_before_the_failing_step_and_it_resumes(synthe
 
 
 def test_nan_gradients_with_a_finite_loss_stop_before_the_update(synthetic_root, tmp_path, monkeypatch):
-    real = engine_module.training_step
-    calls = {"n": 0}
+    def poisoned(out, model, *args, **kwargs):  # sqrt(z^2) at z = 0: value 0, gradient 0 * inf = NaN
+        z = model.field.head.lin_out.weight.sum() * 0
+        loss = dataclasses.replace(out.loss, total=out.loss.total + torch.sqrt(z * z))
+        return dataclasses.replace(out, loss=loss)
 
-    def poisoned(model, batch, *args, **kwargs):
-        out = real(model, batch, *args, **kwargs)
-        calls["n"] += 1
-        if calls["n"] == 2:  # sqrt(z^2) at z = 0: value 0, gradient 0 * inf = NaN
-            z = model.field.head.lin_out.weight.sum() * 0
-            loss = dataclasses.replace(out.loss, total=out.loss.total + torch.sqrt(z * z))
-            return dataclasses.replace(out, loss=loss)
-        return out
-
-    monkeypatch.setattr(engine_module, "training_step", poisoned)
+    on_nth_call(monkeypatch, engine_module, "training_step", 2, output=poisoned)
     with pytest.raises(FloatingPointError, match=r"non-finite gradients \(\d+ parameters: .*lin_out.*\) at step 2"):
         train(debug_config(synthetic_root), tmp_path / "run")
     saved = tmp_path / "run/checkpoints/last.pt"

@@ -1,6 +1,5 @@
 """Training as a user runs it: the debug preset end to end, resume, bad input, NaN handling, two processes."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,14 +9,9 @@ import torch
 
 from bts.checkpoints.format import CheckpointError, load_checkpoint
 from bts.training import engine as engine_module
-from tests.training.helpers import debug_config, train
+from tests.training.helpers import debug_config, on_nth_call, run_train, train
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def run_train(args, cwd, env=None, check=True):
-    return subprocess.run([sys.executable, str(REPO / "train.py"), *args], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, check=check)
 
 
 def test_train_bts_debug_as_a_subprocess(synthetic_root, tmp_path):
@@ -65,17 +59,11 @@ def test_resume_refuses_a_checkpoint_of_another_config(synthetic_root, tmp_path)
 
 
 def test_nan_loss_stops_with_step_and_terms_after_saving(synthetic_root, tmp_path, monkeypatch):
-    real = engine_module.training_step
-    calls = {"n": 0}
-
-    def poisoned(model, batch, *args, **kwargs):
-        out = real(model, batch, *args, **kwargs)
-        calls["n"] += 1
-        if calls["n"] == 3:
-            out.loss.terms["photometric"] = torch.tensor(float("nan"))
+    def poisoned(out, *args, **kwargs):
+        out.loss.terms["photometric"] = torch.tensor(float("nan"))
         return out
 
-    monkeypatch.setattr(engine_module, "training_step", poisoned)
+    on_nth_call(monkeypatch, engine_module, "training_step", 3, output=poisoned)
     with pytest.raises(FloatingPointError, match=r"non-finite loss at step 3: photometric=nan.*state before this step is saved"):
         train(debug_config(synthetic_root), tmp_path / "run")
     saved = load_checkpoint(tmp_path / "run/checkpoints/last.pt")

@@ -23,11 +23,10 @@ from torch.utils.data import Dataset
 from bts.geometry import MeiFisheyeCamera, PixelConvention, normalize_intrinsics, relative_to
 from datasets.kitti_360.augment import ColorJitterParams
 from datasets.kitti_360.calibration import PERSPECTIVE_CAMERAS, Calibration, read_calibration
-from datasets.kitti_360.errors import (PACKAGE_FISHEYE, PACKAGE_PERSPECTIVE, PACKAGE_VELODYNE, MalformedFileError,
-                                      MissingFileError)
+from datasets.kitti_360.errors import PACKAGE_VELODYNE, MalformedFileError, MissingFileError
 from datasets.kitti_360.fisheye import fisheye_camera, resample, virtual_pinhole_grid, virtual_rotation
 from datasets.kitti_360.frames import FrameSelection, View, select_views
-from datasets.kitti_360.layout import Kitti360Layout, read_image, read_velodyne, resized_folder
+from datasets.kitti_360.layout import Kitti360Layout, image_package, read_image, read_velodyne, resized_folder
 from datasets.kitti_360.lidar import lidar_depth_map
 from datasets.kitti_360.poses import SequencePoses, read_poses
 from datasets.kitti_360.splits import read_split
@@ -114,23 +113,19 @@ class Kitti360Dataset(Dataset):
                 listings[path.parent] = set(os.listdir(path.parent)) if path.parent.is_dir() else set()
             return path.name in listings[path.parent]
 
-        cfg, h, w = self.config, *self.config.image_size
+        cfg = self.config
         native = cfg.fisheye_mode == "native"
-        offsets = cfg.frames.fisheye_offsets if cfg.draw_fisheye_offset else cfg.frames.fisheye_offsets[:1]
         missing: dict[Path, tuple[str, str]] = {}  # path -> (what it is, the download package)
         for sequence, row, side in self.datapoints:
             poses = self.poses[sequence]
-            for offset in offsets:
+            for offset in self._fisheye_offsets():
                 for view in select_views(cfg.frames, row, side, len(poses), offset):
                     frame_id = int(poses.frame_ids[view.row])
                     raw = self.layout.image_file(sequence, view.camera, frame_id)
-                    resized = None
-                    if cfg.use_preprocessed and not (native and view.camera in self.fisheyes):
-                        resized = self.layout.image_file(sequence, view.camera, frame_id,
-                                                         resized_folder(view.camera, h, w, cfg.fisheye_rotation))
+                    resized = None if native and view.camera in self.fisheyes else \
+                        self._preprocessed_file(sequence, view.camera, frame_id)
                     if not present(raw) and not (resized is not None and present(resized)):
-                        package = PACKAGE_PERSPECTIVE if view.camera in PERSPECTIVE_CAMERAS else PACKAGE_FISHEYE
-                        missing[raw] = (f"a {view.camera} PNG image", package)
+                        missing[raw] = (f"a {view.camera} PNG image", image_package(view.camera))
             if cfg.lidar_depth:
                 scan = self.layout.velodyne_file(sequence, int(poses.frame_ids[row]))
                 if not present(scan):
@@ -171,15 +166,25 @@ class Kitti360Dataset(Dataset):
     def __len__(self) -> int:
         return len(self.datapoints)
 
+    def _fisheye_offsets(self) -> tuple[int, ...]:
+        """The fisheye offsets a datapoint may use: the whole list when drawn (training), else the first."""
+        offsets = tuple(self.config.frames.fisheye_offsets)
+        return offsets if self.config.draw_fisheye_offset else offsets[:1]
+
+    def _preprocessed_file(self, sequence: str, camera: str, frame_id: int) -> Path | None:
+        """The ``data_HxW`` copy a pinhole view is read from when it exists (``None``: preprocessed copies off)."""
+        if not self.config.use_preprocessed:
+            return None
+        h, w = self.config.image_size
+        folder = resized_folder(camera, h, w, self.config.fisheye_rotation)
+        return self.layout.image_file(sequence, camera, frame_id, folder)
+
     def _load_pinhole(self, sequence: str, view: View, frame_id: int) -> Tensor:
-        cfg = self.config
-        h, w = cfg.image_size
+        h, w = self.config.image_size
         fish = view.camera in self.fisheyes
-        if cfg.use_preprocessed:
-            folder = resized_folder(view.camera, h, w, cfg.fisheye_rotation)
-            path = self.layout.image_file(sequence, view.camera, frame_id, folder)
-            if path.is_file():
-                return read_image(path, view.camera)
+        path = self._preprocessed_file(sequence, view.camera, frame_id)
+        if path is not None and path.is_file():
+            return read_image(path, view.camera)
         image = read_image(self.layout.image_file(sequence, view.camera, frame_id), view.camera)
         self._check_size(image, view.camera, sequence, frame_id)
         if fish:
@@ -214,10 +219,8 @@ class Kitti360Dataset(Dataset):
     def __getitem__(self, index: int) -> Kitti360Item:
         sequence, row, side = self.datapoints[index]
         poses = self.poses[sequence]
-        offsets = self.config.frames.fisheye_offsets
-        offset = offsets[0]
-        if self.config.draw_fisheye_offset and len(offsets) > 1:
-            offset = offsets[int(torch.randint(len(offsets), ()))]
+        offsets = self._fisheye_offsets()
+        offset = offsets[0] if len(offsets) == 1 else offsets[int(torch.randint(len(offsets), ()))]
         views = select_views(self.config.frames, row, side, len(poses), offset)
         jitter = ColorJitterParams.sample() if self.config.color_jitter else None
         native = self.config.fisheye_mode == "native"

@@ -54,14 +54,17 @@ class Kitti360Layout:
     def check_sequence(self, sequence: str, cameras: tuple[str, ...]) -> None:
         """Fail early, naming the folder, when an image folder of ``sequence`` is missing."""
         for cam in cameras:
-            package = PACKAGE_PERSPECTIVE if cam in ("image_00", "image_01") else PACKAGE_FISHEYE
-            require_dir(self.image_dir(sequence, cam), f"the {cam} images of {sequence}", package)
+            require_dir(self.image_dir(sequence, cam), f"the {cam} images of {sequence}", image_package(cam))
+
+
+def image_package(camera: str) -> str:
+    """The KITTI-360 download package that holds ``camera``'s images."""
+    return PACKAGE_PERSPECTIVE if camera in ("image_00", "image_01") else PACKAGE_FISHEYE
 
 
 def read_image(path: Path, camera: str) -> torch.Tensor:
     """An RGB image as float ``[3, H, W]`` in ``[0, 1]``."""
-    package = PACKAGE_PERSPECTIVE if camera in ("image_00", "image_01") else PACKAGE_FISHEYE
-    require_file(path, f"a {camera} PNG image", package)
+    require_file(path, f"a {camera} PNG image", image_package(camera))
     with Image.open(path) as img:
         array = np.asarray(img.convert("RGB"))
     return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(255.0)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch.nn.functional as F
-from jaxtyping import Float
+from jaxtyping import Bool, Float
 from torch import Tensor, nn
 
 from bts.fields.encoding import PositionalEncoding
@@ -27,9 +27,18 @@ class MultiViewField(nn.Module):
         return view_tokens(points, encoded, self.encoding, self.near, self.far)
 
     def forward(self, points: Float[Tensor, "B N 3"], encoded: EncodedViews,
-                tokens: ViewTokens | None = None) -> DensityOutput:
+                tokens: ViewTokens | None = None, dropped: Bool[Tensor, "B V N"] | None = None) -> DensityOutput:
+        """``dropped``: the view dropout to apply instead of drawing it (a replayed training step); True where a
+        (view, point) pair is dropped, never for view 0."""
         tokens = tokens if tokens is not None else self.tokens(points, encoded)
-        fused_invalid = drop_views(tokens.invalid, self.view_dropout if self.training else 0.0)
+        if dropped is None:
+            fused_invalid = drop_views(tokens.invalid, self.view_dropout if self.training else 0.0)
+        elif dropped.shape != tokens.invalid.shape or bool(dropped[:, 0].any()):
+            raise ValueError(f"a given view dropout must have the tokens' shape {tuple(tokens.invalid.shape)} "
+                             f"(views by points of one density call) and never drop view 0; got "
+                             f"{tuple(dropped.shape)}")
+        else:
+            fused_invalid = tokens.invalid | dropped.to(tokens.invalid.device)
         raw = self.head(tokens.tokens, fused_invalid)
         # A point seen by no encoded view has no feature to predict from (colour-invalid, docs/method.md §4.1-4).
         return DensityOutput(F.softplus(raw), raw, tokens.invalid.all(dim=1))

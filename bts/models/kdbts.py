@@ -89,11 +89,11 @@ class KDBTSModel(MVBTSModel):
         return self._student(self.field.tokens(points, encoded.select([0])))
 
     def training_density(self, points: Float[Tensor, "B N 3"], encoded: EncodedViews,
-                         kd: DistillationAccumulator) -> DensityOutput:
+                         kd: DistillationAccumulator, dropped: Tensor | None = None) -> DensityOutput:
         tokens = self.field.tokens(points, encoded)
         student = self._student(tokens)
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.recipe == "joint"):
-            teacher = self.field(points, encoded, tokens=tokens)
+            teacher = self.field(points, encoded, tokens=tokens, dropped=dropped)
         inside = ~tokens.invalid[:, 0]
         kd.add(distillation_loss(student.raw, teacher.raw)[inside])
         if self.recipe == "joint":

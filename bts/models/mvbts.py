@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import torch
+from jaxtyping import Bool, Float
+from torch import Tensor
 
 from bts.encoders import ImageEncoder
+from bts.fields import DensityOutput, EncodedViews
 from bts.fields.multi_view import MultiViewField
 from bts.models.bts import BTSModel
 from bts.models.views import view_subset
@@ -36,3 +39,8 @@ class MVBTSModel(BTSModel):
         if missing:
             raise ValueError(f"view subset {self.eval_views!r} needs views {missing}, the batch has {num_views}")
         return views
+
+    def density(self, points: Float[Tensor, "B N 3"], encoded: EncodedViews,
+                dropped: Bool[Tensor, "B V N"] | None = None) -> DensityOutput:
+        """``dropped``: a given view dropout (see :meth:`MultiViewField.forward`)."""
+        return self.field(points, encoded, dropped=dropped)

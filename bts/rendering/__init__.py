@@ -16,7 +16,7 @@ from bts.rendering.compositing import (
     distance_to_depth,
     expected_distance,
 )
-from bts.rendering.pixels import PatchBatch, gather_patches, image_uv, sample_patches, to_patches
+from bts.rendering.pixels import PatchBatch, gather_patches, image_uv, make_patches, sample_patches, to_patches
 from bts.rendering.rays import Rays, image_rays, patch_rays, select_frames
 from bts.rendering.samplers import sample_distances, sample_points
 
@@ -31,6 +31,7 @@ __all__ = [
     "distance_to_depth",
     "expected_distance",
     "gather_patches",
+    "make_patches",
     "image_rays",
     "image_uv",
     "patch_rays",

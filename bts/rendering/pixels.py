@@ -2,7 +2,11 @@
 
 Pixels are addressed by integer (row, column) and mapped to normalised coordinates at their *centres*
 (``u = (2x + 1) / W - 1``, the ``align_corners=False`` convention of :mod:`bts.geometry.cameras`), so a ray
-through pixel (i, j) hits exactly the texel that ``grid_sample`` reads for that pixel.
+through pixel (i, j) hits exactly the texel that ``grid_sample`` reads for that pixel. ``ray_positions=
+"align_corners"`` reproduces the original code instead: its rays pass through ``u = 2x / (W - 1) - 1``
+(``torch.linspace(-1, 1, W)``) while its colours and features are read with ``align_corners=False``, so the ray of
+column x hits the continuous pixel coordinate ``x W / (W - 1) - 0.5`` (docs/method.md §11-2); the target colour is
+the integer pixel in both conventions.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from bts.geometry import pixel_grid, pixels_to_normalized
+
+RAY_POSITIONS = ("centres", "align_corners")
 
 
 @dataclass(frozen=True)
@@ -50,13 +56,14 @@ def sample_patches(
     *,
     batch_size: int = 1,
     exclusive_bound: bool = False,
+    ray_positions: str = "centres",
     device: torch.device | str | None = None,
 ) -> PatchBatch:
     """Draw ``num_patches`` patches per batch element, each from a uniformly chosen frame.
 
     The top-left corner is uniform with row in ``[0, H - ps]`` and column in ``[0, W - ps]``, both inclusive, so
     every pixel can be covered. ``exclusive_bound`` reproduces the original's ``[0, H - ps)`` range, which never
-    covers the last row and column.
+    covers the last row and column. The draws are made in the original's order: frames, rows, columns.
 
     Args:
         num_patches: patches per batch element (BTS: 4096 rays / 64 = 64 patches).
@@ -66,6 +73,7 @@ def sample_patches(
         generator: random source; draws happen on the CPU so that results do not depend on the device.
         batch_size: number of batch elements ``B``.
         exclusive_bound: reproduce the original's exclusive upper bound.
+        ray_positions: where a pixel's ray passes, see :func:`make_patches`.
         device: where the returned tensors live.
 
     Returns:
@@ -82,13 +90,43 @@ def sample_patches(
     frame = torch.randint(0, num_frames, shape, generator=generator)
     top = torch.randint(0, height - patch_size + extra, shape, generator=generator)
     left = torch.randint(0, width - patch_size + extra, shape, generator=generator)
-    frame, top, left = frame.to(device), top.to(device), left.to(device)
+    return make_patches(frame, top, left, patch_size, height, width, ray_positions=ray_positions, device=device)
 
+
+def make_patches(
+    frame: Int[Tensor, "B P"],
+    top: Int[Tensor, "B P"],
+    left: Int[Tensor, "B P"],
+    patch_size: int,
+    height: int,
+    width: int,
+    *,
+    ray_positions: str = "centres",
+    device: torch.device | str | None = None,
+) -> PatchBatch:
+    """The patches with the given frames and top-left corners (drawn by :func:`sample_patches`, or given).
+
+    ``ray_positions``: ``centres`` (the project's) puts each ray through its pixel's centre; ``align_corners`` at
+    the original's ``u = 2x / (W - 1) - 1``, ``v = 2y / (H - 1) - 1`` (see the module docstring).
+    """
+    if ray_positions not in RAY_POSITIONS:
+        raise ValueError(f"ray_positions must be one of {RAY_POSITIONS}, got {ray_positions!r}")
+    frame, top, left = frame.to(device), top.to(device), left.to(device)
+    if frame.shape != top.shape or frame.shape != left.shape or frame.dim() != 2:
+        raise ValueError(f"patch frames, rows and columns must share one [B, P] shape, got {tuple(frame.shape)}, "
+                         f"{tuple(top.shape)} and {tuple(left.shape)}")
+    if bool((top < 0).any() or (left < 0).any() or (top > height - patch_size).any()
+            or (left > width - patch_size).any()):
+        raise ValueError(f"a {patch_size}x{patch_size} patch corner lies outside the {height}x{width} image")
+    shape = frame.shape
     offsets = torch.arange(patch_size, device=device)
     rows = (top[..., None, None] + offsets[:, None]).expand(*shape, patch_size, patch_size)
     cols = (left[..., None, None] + offsets[None, :]).expand(*shape, patch_size, patch_size)
     pixels = torch.stack([cols, rows], dim=-1).reshape(*shape, patch_size * patch_size, 2).float()
-    uv = pixels_to_normalized(pixels, width, height)
+    if ray_positions == "centres":
+        uv = pixels_to_normalized(pixels, width, height)
+    else:
+        uv = 2.0 * pixels / pixels.new_tensor([width - 1, height - 1]) - 1.0
     return PatchBatch(frame=frame, top=top, left=left, pixels=pixels, uv=uv, patch_size=patch_size)
 
 

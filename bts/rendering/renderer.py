@@ -49,13 +49,20 @@ def query_density(density_fn: DensityFn, points: Float[Tensor, "B N 3"], chunk_p
 
 
 def render_rays(density_fn: DensityFn, rays: Rays, config: RendererConfig, *, jitter: bool,
-                generator: torch.Generator | None = None) -> RenderOutput:
-    """Sample, query and composite: ``D = sum_k w_k s_k`` with ``w_k = alpha_k prod_{m<k} (1 - alpha_m)``."""
+                generator: torch.Generator | None = None, distances: Tensor | None = None) -> RenderOutput:
+    """Sample, query and composite: ``D = sum_k w_k s_k`` with ``w_k = alpha_k prod_{m<k} (1 - alpha_m)``.
+
+    ``distances`` ``[B, R, K]``: sample distances to use instead of drawing them (a replayed training step).
+    """
     b, r, _ = rays.origins.shape
     k = config.num_samples
-    distances = sample_distances(r, k, config.near, config.far, lindisp=config.lindisp, jitter=jitter,
-                                 generator=generator, batch_shape=(b,), dtype=rays.origins.dtype,
-                                 device=rays.origins.device)
+    if distances is None:
+        distances = sample_distances(r, k, config.near, config.far, lindisp=config.lindisp, jitter=jitter,
+                                     generator=generator, batch_shape=(b,), dtype=rays.origins.dtype,
+                                     device=rays.origins.device)
+    elif distances.shape != (b, r, k):
+        raise ValueError(f"given sample distances have shape {tuple(distances.shape)}, the rays need {(b, r, k)}")
+    distances = distances.to(rays.origins)
     points = sample_points(rays.origins, rays.directions, distances)
     sigma, invalid = query_density(density_fn, points.reshape(b, r * k, 3), config.chunk_points)
     sigma, invalid = sigma.reshape(b, r, k), invalid.reshape(b, r, k)

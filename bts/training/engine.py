@@ -149,6 +149,20 @@ def needs_imagenet_weights(cfg: dict) -> bool:
     return bool(cfg["model"]["encoder"].get("pretrained", False))
 
 
+def lr_factor(step_size: int, gamma: float, warmup_steps: int = 0) -> Callable[[int], float]:
+    """The learning rate's factor after ``step`` updates: StepLR's ``gamma ** (step // step_size)`` (the original's
+    schedule), times a linear warm-up ``(step + 1) / warmup_steps`` over the first ``warmup_steps`` updates."""
+    if step_size < 1 or warmup_steps < 0:
+        raise ValueError(f"trainer.lr_step must be >= 1 and trainer.warmup_steps >= 0, got {step_size} and "
+                         f"{warmup_steps}")
+
+    def factor(step: int) -> float:
+        warm = min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
+        return warm * gamma ** (step // step_size)
+
+    return factor
+
+
 def build_parts(cfg: dict, device: torch.device) -> TrainingParts:
     model = build_model(cfg["model"], pretrained=None if needs_imagenet_weights(cfg) else False)
     if cfg["model"]["kind"] == "kdbts":
@@ -156,7 +170,8 @@ def build_parts(cfg: dict, device: torch.device) -> TrainingParts:
     trainee = idist.auto_model(Trainee(model, objective_config(cfg), RendererConfig(**cfg["renderer"])))
     t = cfg["trainer"]
     optimizer = idist.auto_optim(torch.optim.Adam(trainee.parameters(), lr=t["lr"]))
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=t["lr_step"], gamma=t["lr_gamma"])
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(t["lr_step"], t["lr_gamma"],
+                                                                    t["warmup_steps"]))
     scaler = torch.amp.GradScaler("cuda", enabled=t["amp"] == "fp16" and device.type == "cuda")
 
     def update(engine: Engine, batch: dict) -> dict[str, float]:

@@ -17,7 +17,8 @@ from bts.fields import EncodedViews
 from bts.losses import LossWeights, TotalLoss, combine_losses, edge_aware_smoothness, photometric_loss
 from bts.losses import weight_guided_mask
 from bts.models.kdbts import DistillationAccumulator
-from bts.rendering import Rays, gather_patches, patch_rays, sample_colours, sample_patches, to_patches
+from bts.rendering import Rays, gather_patches, make_patches, patch_rays, sample_colours, sample_patches, to_patches
+from bts.rendering.pixels import RAY_POSITIONS
 from bts.rendering.renderer import RendererConfig, RenderOutput, render_colours, render_rays
 from bts.training.views import ViewGroup, num_views, split_frames, view_groups
 
@@ -32,12 +33,48 @@ class ObjectiveConfig:
     invalid_threshold: float = 0.9
     ssim_weight: float = 0.85
     exclusive_patch_bound: bool = False  # True reproduces the original's never-sampled last row and column
+    ray_positions: str = "centres"  # align_corners: the original's rays through linspace(-1, 1) (pixels.py)
     weights: LossWeights = field(default_factory=LossWeights)
+
+    def __post_init__(self):
+        if self.ray_positions not in RAY_POSITIONS:
+            raise ValueError(f"loss.ray_positions must be one of {list(RAY_POSITIONS)}, got {self.ray_positions!r}")
+
+
+@dataclass(frozen=True)
+class StepDraws:
+    """The random choices of one training step, given instead of drawn: the seam through which a step of another
+    implementation is replayed (tests/training/test_parity_train.py replays the original code's). A field left
+    ``None`` is drawn from the step's generator as usual.
+
+    Attributes:
+        loss_views, colour_views: the frame split (view indices, in slot order).
+        flip: whether the encoder input is flipped.
+        encoder_views: the encoded views, in slot order (MVBTS draws them).
+        patches: per group of loss frames (pinhole, then native fisheye; :func:`bts.training.views.view_groups`),
+            the ``(frame, top, left)`` of every patch, each ``[B, P]``; ``frame`` indexes the group's frames.
+        distances: the sample distances along the loss rays, ``[B, R, K]``, after jitter.
+        view_dropout: MVBTS and KDBTS: the dropped (view, point) pairs of the encoded views, ``[B, V, R * K]``
+            (view 0 never dropped); it needs the render's points in one density call (``renderer.chunk_points``).
+    """
+
+    loss_views: list[int] | None = None
+    colour_views: list[int] | None = None
+    flip: bool | None = None
+    encoder_views: list[int] | None = None
+    patches: list[tuple[Tensor, Tensor, Tensor]] | None = None
+    distances: Tensor | None = None
+    view_dropout: Tensor | None = None
+
+    def __post_init__(self):
+        if (self.loss_views is None) != (self.colour_views is None):
+            raise ValueError("StepDraws needs both loss_views and colour_views, or neither")
 
 
 @dataclass(frozen=True)
 class StepOutput:
     loss: TotalLoss
+    rays: Rays  # the loss rays, [B, R]
     render: RenderOutput
     rendered: Tensor  # [B, F, P, 3, ps, ps] colours of each colour frame
     target: Tensor  # [B, P, 3, ps, ps]
@@ -56,45 +93,73 @@ def _patches_per_group(total: int, groups: list[ViewGroup], patch_size: int) -> 
     return counts
 
 
-def sample_loss_rays(groups: list[ViewGroup], config: ObjectiveConfig, generator: torch.Generator | None
-                     ) -> tuple[Rays, Tensor]:
-    """Rays through random patches of the loss frames and their target colours ``[B, P, 3, ps, ps]``."""
+def sample_loss_rays(groups: list[ViewGroup], config: ObjectiveConfig, generator: torch.Generator | None,
+                     patches: list[tuple[Tensor, Tensor, Tensor]] | None = None) -> tuple[Rays, Tensor]:
+    """Rays through random patches of the loss frames and their target colours ``[B, P, 3, ps, ps]``.
+
+    ``patches``: the ``(frame, top, left)`` of every group's patches, instead of drawing them.
+    """
     rays, targets = [], []
     b = groups[0].images.shape[0]
     device = groups[0].images.device
-    for group, count in zip(groups, _patches_per_group(config.rays_per_element, groups, config.patch_size)):
-        if count == 0:
-            continue
+    if patches is not None and len(patches) != len(groups):
+        raise ValueError(f"given patches for {len(patches)} groups of loss frames, the batch has {len(groups)}")
+    counts = _patches_per_group(config.rays_per_element, groups, config.patch_size)
+    for i, (group, count) in enumerate(zip(groups, counts)):
         h, w = group.images.shape[-2:]
-        patches = sample_patches(count, config.patch_size, h, w, group.num_frames, generator, batch_size=b,
-                                 exclusive_bound=config.exclusive_patch_bound, device=device)
-        rays.append(patch_rays(patches, group.camera, group.cam_to_world))
-        targets.append(gather_patches(group.images, patches))
+        if patches is not None:
+            frame, top, left = patches[i]
+            if int(frame.max()) >= group.num_frames or int(frame.min()) < 0:
+                raise ValueError(f"a given patch frame lies outside the group's {group.num_frames} loss frames")
+            drawn = make_patches(frame, top, left, config.patch_size, h, w, ray_positions=config.ray_positions,
+                                 device=device)
+        elif count == 0:
+            continue
+        else:
+            drawn = sample_patches(count, config.patch_size, h, w, group.num_frames, generator, batch_size=b,
+                                   exclusive_bound=config.exclusive_patch_bound,
+                                   ray_positions=config.ray_positions, device=device)
+        rays.append(patch_rays(drawn, group.camera, group.cam_to_world))
+        targets.append(gather_patches(group.images, drawn))
     joined = Rays(*(torch.cat([getattr(r, f) for r in rays], dim=1) for f in ("origins", "directions", "valid")))
     return joined, torch.cat(targets, dim=1)
 
 
 def training_step(model, batch: dict, config: ObjectiveConfig, renderer: RendererConfig,
-                  generator: torch.Generator | None = None, flip: bool | None = None) -> StepOutput:
+                  generator: torch.Generator | None = None, flip: bool | None = None,
+                  draws: StepDraws | None = None) -> StepOutput:
     """Losses of one batch for a model with ``encode``, ``encoder_views`` and ``density`` (BTS, MVBTS, KDBTS).
 
-    A model with ``training_density`` (KDBTS) renders through it and adds its distillation term.
+    A model with ``training_density`` (KDBTS) renders through it and adds its distillation term. ``draws``
+    replaces the step's random choices (:class:`StepDraws`); ``flip`` is a shorthand for ``draws.flip``.
     """
+    draws = draws or StepDraws()
     total_views = num_views(batch)
-    loss_views, colour_views = split_frames(total_views, config.num_timesteps, config.frame_split, generator)
+    if draws.loss_views is not None:
+        loss_views, colour_views = list(draws.loss_views), list(draws.colour_views)
+    else:
+        loss_views, colour_views = split_frames(total_views, config.num_timesteps, config.frame_split, generator)
+    flip = draws.flip if flip is None else flip
     if flip is None:
         flip = bool(torch.rand((), generator=generator) < config.flip_probability)
-    views = model.encoder_views(batch["images"].shape[1], training=model.training)
+    views = draws.encoder_views
+    if views is None:
+        views = model.encoder_views(batch["images"].shape[1], training=model.training)
     encoded = model.encode(batch["images"], batch["intrinsics"], batch["cam_to_world"], views, flip=flip)
 
     kd = DistillationAccumulator() if hasattr(model, "training_density") else None
 
+    given = {} if draws.view_dropout is None else {"dropped": draws.view_dropout}
+
     def density_fn(points: Tensor):
-        out = model.training_density(points, encoded, kd) if kd is not None else model.density(points, encoded)
+        if kd is not None:
+            out = model.training_density(points, encoded, kd, **given)
+        else:
+            out = model.density(points, encoded, **given)
         return out.sigma, out.invalid
 
-    rays, target = sample_loss_rays(view_groups(batch, loss_views), config, generator)
-    render = render_rays(density_fn, rays, renderer, jitter=True, generator=generator)
+    rays, target = sample_loss_rays(view_groups(batch, loss_views), config, generator, draws.patches)
+    render = render_rays(density_fn, rays, renderer, jitter=True, generator=generator, distances=draws.distances)
     b, r, k = render.weights.shape
     points = render.points.reshape(b, r * k, 3)
     colours, invalid = [], []
@@ -116,4 +181,4 @@ def training_step(model, batch: dict, config: ObjectiveConfig, renderer: Rendere
     }
     if kd is not None:
         terms["distillation"] = kd.mean()
-    return StepOutput(combine_losses(terms, config.weights), render, rendered, target, ray_mask, encoded)
+    return StepOutput(combine_losses(terms, config.weights), rays, render, rendered, target, ray_mask, encoded)

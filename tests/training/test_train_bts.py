@@ -95,3 +95,24 @@ def test_train_mvbts_with_the_transformer_head(synthetic_root, tmp_path):
     ckpt = load_checkpoint(tmp_path / "run/checkpoints/last.pt", kinds=("mvbts",))
     assert ckpt["config"]["fusion"]["type"] == "transformer" and ckpt["trainer"]["iteration"] == 2
     assert "field.head.readout" in ckpt["model"]
+
+
+def test_learning_rate_schedule_warms_up_linearly_then_steps_down():
+    factor = engine_module.lr_factor(step_size=10, gamma=0.1, warmup_steps=4)
+    assert [factor(s) for s in range(5)] == pytest.approx([0.25, 0.5, 0.75, 1.0, 1.0])
+    assert factor(9) == pytest.approx(1.0) and factor(10) == pytest.approx(0.1) and factor(25) == pytest.approx(0.01)
+    plain = engine_module.lr_factor(step_size=10, gamma=0.1)
+    assert plain(0) == 1.0 and plain(19) == pytest.approx(0.1)  # StepLR's schedule, the original's
+    with pytest.raises(ValueError, match="warmup_steps"):
+        engine_module.lr_factor(step_size=10, gamma=0.1, warmup_steps=-1)
+
+
+def test_warmup_sets_the_rate_of_the_first_updates(synthetic_root, tmp_path):
+    cfg = debug_config(synthetic_root, overrides=["trainer.warmup_steps=4", "trainer.lr=1e-3"])
+    parts = engine_module.build_parts(cfg, torch.device("cpu"))
+    rates = []
+    for _ in range(3):
+        rates.append(parts.optimizer.param_groups[0]["lr"])
+        parts.optimizer.step()
+        parts.scheduler.step()
+    assert rates == pytest.approx([2.5e-4, 5e-4, 7.5e-4])

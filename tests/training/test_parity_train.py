@@ -19,8 +19,10 @@ from bts.convert_original import BTS_HEADS, KDBTS_HEADS, MVBTS_HEADS, convert_st
 from bts.losses import LossWeights
 from bts.models import build_model
 from bts.rendering.renderer import RendererConfig
+from bts.training.engine import objective_config
 from bts.training.objective import ObjectiveConfig, StepDraws, training_step
 from tests.parity_weights import rebuild_state_dict
+from tests.training.helpers import debug_config
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "parity_train"
 # The original's options: its ray positions and its patch bound (the weights below).
@@ -83,6 +85,7 @@ def step(request):
     torch.set_num_threads(1)
     try:
         model, out, golden = replay(kind)
+        out.encoded.features.retain_grad()  # the scale-0 feature map the field samples
         out.loss.total.backward()
     finally:
         torch.set_num_threads(before)
@@ -110,9 +113,9 @@ def test_loss_terms_equal_the_original(step):
 
 
 def test_rays_samples_and_render_equal_the_original(step):
-    kind, _, out, golden, _ = step
+    _, _, out, golden, _ = step
     o = golden["outputs"]
-    b, r, k = out.render.weights.shape
+    r = out.render.weights.shape[1]
     rays = o["rays"]
     torch.testing.assert_close(out.rays.origins[0], rays[:, :3], atol=1e-5, rtol=0)
     torch.testing.assert_close(out.rays.directions[0], rays[:, 3:6], atol=1e-6, rtol=0)
@@ -135,10 +138,19 @@ def test_rays_samples_and_render_equal_the_original(step):
 
 
 def test_gradients_equal_the_original(step):
-    kind, _, _, golden, grads = step
-    g = golden["outputs"]["grads"]
+    _, _, out, golden, grads = step
+    g, features = golden["outputs"]["grads"], golden["outputs"]["features"]
+    # Features and their gradient at the stored pixels: everything up to the encoder's output (measured 2e-6 and
+    # 5e-5 here; the files' bounds 1e-5 and 1e-3).
+    rows, cols = features["pixels_rc"].unbind(-1)
+    value = out.encoded.features.detach()[0][:, :, rows, cols]
+    assert (value - features["scale0_at_pixels"]).abs().max() <= 1e-5 * features["scale0_at_pixels"].abs().max()
+    assert rel(out.encoded.features.grad[0][:, :, rows, cols], features["grad_at_pixels"]) <= 1e-3
     for name, want in g["full"].items():
-        bound = 2e-2 if ".encoder.encoder.encoder." in name else 1e-2
+        # The ResNet's first layer: the backward through 50 layers of train-mode BatchNorm amplifies rounding (the
+        # files measured 9e-3 for a change of thread count and recommend 2e-2; this implementation's op order
+        # measured 1.8e-2 for BTS here, with its feature gradient at 5e-5). A logic error is off by O(1).
+        bound = 5e-2 if ".encoder.encoder.encoder." in name else 1e-2
         assert rel(grads[name], want) <= bound, name
     without = {name for name, grad in grads.items() if grad is None}
     assert without == {n for n in g["none"] if n in grads}  # unused decoder outputs get no gradient, as there
@@ -168,3 +180,21 @@ def test_the_projects_ray_positions_change_the_step_measurably():
     assert (out.rays.directions[0] - golden["outputs"]["rays"][:, 3:6]).abs().max() > 1e-3
     assert abs(float(out.loss.terms["photometric"]) / logged["loss_rgb_coarse"] - 1) > 1e-3
     assert abs(float(out.loss.terms["smoothness"]) / logged["loss_eas"] - 1) > 1e-3
+
+
+ORIGINAL_OVERRIDES = ["kd=joint", "loss.ray_positions=align_corners", "loss.exclusive_patch_bound=true",
+                      "loss.weights.photometric=2", "loss.weights.smoothness=1e-3", "loss.weights.distillation=1e-2"]
+
+
+def test_the_documented_original_options_give_the_replayed_objective(tmp_path):
+    """docs/original_checkpoints.md ("Training the original way") lists these overrides; they must compose into the
+    objective that the replay above uses."""
+    cfg = debug_config(tmp_path, "kdbts", overrides=ORIGINAL_OVERRIDES)
+    objective = objective_config(cfg)
+    for key in ("frame_split", "patch_size", "invalid_threshold", "ssim_weight", "exclusive_patch_bound",
+                "ray_positions"):
+        assert getattr(objective, key) == ORIGINAL[key], key
+    assert objective.weights == WEIGHTS["kdbts"]
+    assert cfg["kd"]["recipe"] == "joint" and cfg["kd"]["student_photometric"] is False
+    with pytest.raises(ValueError, match="loss.ray_positions"):
+        objective_config(debug_config(tmp_path, "bts", overrides=["loss.ray_positions=corners"]))

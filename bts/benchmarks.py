@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import time
+from pathlib import Path
 
 import torch
 
@@ -21,6 +23,7 @@ from bts.fields import EncodedViews
 from bts.geometry import make_rigid, rotation_y
 from bts.models import build_model
 from bts.rendering.renderer import RendererConfig, query_density
+from bts.training.engine import encoder_precision
 from bts.training.objective import ObjectiveConfig, training_step
 
 K_NORMALIZED = torch.tensor([[0.7849, 0.0, -0.0312], [0.0, 2.9391, 0.2701], [0.0, 0.0, 1.0]])
@@ -38,6 +41,17 @@ def synthetic_batch(batch_size: int, height: int, width: int, device: torch.devi
         "intrinsics": K_NORMALIZED.expand(batch_size, 8, 3, 3).clone().to(device),
         "cam_to_world": torch.stack(poses).expand(batch_size, 8, 4, 4).clone().to(device),
     }
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; the platform's machine type where that is not readable)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return f"{platform.machine()} CPU"
 
 
 def _sync(device: torch.device) -> None:
@@ -71,14 +85,13 @@ def bench_train_step(model_cfg: dict, batch: dict, objective: ObjectiveConfig, r
         model.configure("joint", student_photometric=False)  # the costlier recipe: everything trains
     model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+    model.encoder.compute_dtype = encoder_precision(amp, device)  # as train.py does
     gen = torch.Generator().manual_seed(0)
     for i in range(warmup + steps):
         if i == warmup:
             _sync(device)
             start = time.perf_counter()
-        with torch.autocast(device_type=device.type, dtype=dtype, enabled=dtype is not None):
-            out = training_step(model, batch, objective, renderer, gen)
+        out = training_step(model, batch, objective, renderer, gen)
         optimizer.zero_grad(set_to_none=True)
         out.loss.total.backward()
         optimizer.step()
@@ -152,17 +165,21 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--amp", nargs="+", default=["none"], help="none, bf16, fp16 (GPU)")
+    p.add_argument("--amp", nargs="+", default=["none"], help="none, bf16, fp16 (CUDA): the encoder's precision")
     p.add_argument("--models", nargs="+", default=["bts", "mvbts", "kdbts"], help="none: only the micro-benchmarks")
+    p.add_argument("--rays", type=int, default=None,
+                   help="rays per batch element (default: the paper's, 4096 for BTS and 2048 for MVBTS / KDBTS)")
+    p.add_argument("--samples", type=int, default=64, help="samples per ray")
     a = p.parse_args(argv)
     device = torch.device(a.device)
     torch.set_num_threads(a.threads)
-    renderer = RendererConfig()
-    machine = torch.cuda.get_device_name() if device.type == "cuda" else f"{platform.machine()} CPU, {a.threads} threads"
+    renderer = RendererConfig(num_samples=a.samples)
+    machine = (torch.cuda.get_device_name() if device.type == "cuda"
+               else f"{cpu_model()}, {os.cpu_count()} cores, {a.threads} threads, torch {torch.__version__}")
     for kind in [m for m in a.models if m != "none"]:
         # Paper configurations: BTS batch 16 with 4096 rays, MVBTS / KDBTS batch 8 with 2048 rays (3 encoded views).
         batch_size = a.batch_size or ((16 if kind == "bts" else 8) if device.type == "cuda" else 1)
-        objective = ObjectiveConfig(rays_per_element=4096 if kind == "bts" else 2048)
+        objective = ObjectiveConfig(rays_per_element=a.rays or (4096 if kind == "bts" else 2048))
         for size in a.sizes:
             h, w = (int(x) for x in size.split("x"))
             batch = synthetic_batch(batch_size, h, w, device)

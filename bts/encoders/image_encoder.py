@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
@@ -15,7 +16,12 @@ MIN_SIZE = 33
 
 
 class ImageEncoder(nn.Module):
-    """ResNet encoder and upsampling decoder; images in ``[-1, 1]``, features ``[N, C, H, W]``."""
+    """ResNet encoder and upsampling decoder; images in ``[-1, 1]``, features ``[N, C, H, W]``.
+
+    ``compute_dtype`` (``None``: float32): the precision of the network's convolutions, under autocast (the
+    trainer's ``amp``, bf16 on CPUs with native bf16 kernels). The features are returned in float32, so that the
+    geometry, the density field and the losses stay float32 whatever the encoder computes in.
+    """
 
     def __init__(self, depth: int = 50, pretrained: bool = False, on_missing_weights: str = "error",
                  decoder_widths=(32, 32, 64, 128, 256), feature_dim: int = 64):
@@ -23,6 +29,7 @@ class ImageEncoder(nn.Module):
         self.backbone = ResnetBackbone(depth, pretrained, on_missing_weights)
         self.decoder = UpsamplingDecoder(self.backbone.channels, tuple(decoder_widths), feature_dim)
         self.feature_dim = feature_dim
+        self.compute_dtype: torch.dtype | None = None
 
     def forward(self, images: Float[Tensor, "N 3 H W"], flip: bool = False) -> Float[Tensor, "N C H W"]:
         """Encode images. With ``flip`` the input is mirrored and the features mirrored back, so they stay
@@ -34,5 +41,7 @@ class ImageEncoder(nn.Module):
         x = (images * 0.5 + 0.5 - IMAGE_MEAN) / IMAGE_STD
         if flip:
             x = x.flip(-1)
-        features = self.decoder(self.backbone(x), out_size=tuple(images.shape[-2:]))
+        with torch.autocast(images.device.type, dtype=self.compute_dtype, enabled=self.compute_dtype is not None):
+            features = self.decoder(self.backbone(x), out_size=tuple(images.shape[-2:]))
+        features = features.float()
         return features.flip(-1) if flip else features

@@ -126,11 +126,18 @@ def _to_device(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
-def _autocast(cfg: dict, device: torch.device):
-    amp = cfg["trainer"]["amp"]
-    if amp == "none" or device.type != "cuda":
-        return torch.autocast(device_type=device.type, enabled=False)
-    return torch.autocast(device_type="cuda", dtype={"bf16": torch.bfloat16, "fp16": torch.float16}[amp])
+AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def encoder_precision(amp: str, device: torch.device) -> torch.dtype | None:
+    """The encoder's compute dtype for ``trainer.amp`` (``ImageEncoder.compute_dtype``): mixed precision covers the
+    convolutional encoder only, where the time is; rays, projections, the field and the losses stay float32.
+    bf16 runs on CUDA and on CPUs (fast where the CPU has native bf16 kernels: AVX512-BF16 or AMX); fp16 needs CUDA."""
+    if amp not in AMP_DTYPES:
+        raise ValueError(f"trainer.amp must be one of {list(AMP_DTYPES)}, got {amp!r}")
+    if amp == "fp16" and device.type != "cuda":
+        raise ValueError(f"trainer.amp=fp16 needs a CUDA device (this run is on {device.type}); use bf16 or none")
+    return AMP_DTYPES[amp]
 
 
 def prepare_distillation(model: nn.Module, cfg: dict, resuming: bool) -> None:
@@ -167,8 +174,9 @@ def build_parts(cfg: dict, device: torch.device) -> TrainingParts:
     model = build_model(cfg["model"], pretrained=None if needs_imagenet_weights(cfg) else False)
     if cfg["model"]["kind"] == "kdbts":
         prepare_distillation(model, cfg, resuming=bool(cfg["trainer"]["resume_from"]))
-    trainee = idist.auto_model(Trainee(model, objective_config(cfg), RendererConfig(**cfg["renderer"])))
     t = cfg["trainer"]
+    model.encoder.compute_dtype = encoder_precision(t["amp"], device)
+    trainee = idist.auto_model(Trainee(model, objective_config(cfg), RendererConfig(**cfg["renderer"])))
     optimizer = idist.auto_optim(torch.optim.Adam(trainee.parameters(), lr=t["lr"]))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(t["lr_step"], t["lr_gamma"],
                                                                     t["warmup_steps"]))
@@ -180,8 +188,7 @@ def build_parts(cfg: dict, device: torch.device) -> TrainingParts:
         # The forward pass updates BatchNorm's running statistics: keep them, so that a failing step leaves the
         # state of the last good step behind (a few thousand numbers; the parameters change only in step()).
         buffers = [b.detach().clone() for b in trainee.buffers()]
-        with _autocast(cfg, device):
-            out = trainee(batch)
+        out = trainee(batch)
         terms = {k: float(v) for k, v in out.loss.terms.items()}
         if not all(math.isfinite(v) for v in terms.values()):
             _restore(trainee.buffers(), buffers)

@@ -4,16 +4,24 @@ A training step is the full step of ``train.py`` (encode, rays in 8x8 patches, 6
 4 colour frames, L1+SSIM and smoothness, backward, Adam) on a synthetic batch of 8 views, so that data loading is
 not part of the number: BTS with 4096 rays, MVBTS with 2048 rays and 3 encoded views, KDBTS as MVBTS plus the
 student and the distillation loss (the ``joint`` recipe, where everything trains). Defaults follow docs/decisions.md
-§9: on CPU one sample, fp32, 2 threads; on GPU the paper batch sizes (16, 8, 8). One JSON line per measurement.
+§9: on CPU one sample, fp32, 2 threads; on GPU the paper batch sizes (16, 8, 8). One JSON line per measurement:
+the median step time with its spread (fastest, slowest), the machine (CPU model, cores, threads, torch version).
+
+The reproduction's configuration with the fast encoder path against the plain one:
+
+    python -m bts.benchmarks --sizes 96x352 --depth 18 --batch-size 4 --rays 1024 --threads 1 --models bts \
+        --amp none bf16 --channels-last false true --steps 5
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
 import resource
+import statistics
 import time
 from pathlib import Path
 
@@ -79,24 +87,28 @@ def model_config(kind: str, depth: int) -> dict:
 
 
 def bench_train_step(model_cfg: dict, batch: dict, objective: ObjectiveConfig, renderer: RendererConfig,
-                     device: torch.device, steps: int, warmup: int, amp: str) -> float:
+                     device: torch.device, steps: int, warmup: int, amp: str, channels_last: bool = False
+                     ) -> list[float]:
+    """Seconds of each of ``steps`` full training steps (forward, backward, Adam) after ``warmup`` steps."""
     model = build_model(model_cfg).to(device)
     if model_cfg["kind"] == "kdbts":
         model.configure("joint", student_photometric=False)  # the costlier recipe: everything trains
     model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    model.encoder.compute_dtype = encoder_precision(amp, device)  # as train.py does
+    model.encoder.use_fast_path(encoder_precision(amp, device), channels_last)  # as train.py does
     gen = torch.Generator().manual_seed(0)
+    times = []
     for i in range(warmup + steps):
-        if i == warmup:
-            _sync(device)
-            start = time.perf_counter()
+        _sync(device)
+        start = time.perf_counter()
         out = training_step(model, batch, objective, renderer, gen)
         optimizer.zero_grad(set_to_none=True)
         out.loss.total.backward()
         optimizer.step()
-    _sync(device)
-    return (time.perf_counter() - start) / steps
+        _sync(device)
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    return times
 
 
 @torch.no_grad()
@@ -170,6 +182,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rays", type=int, default=None,
                    help="rays per batch element (default: the paper's, 4096 for BTS and 2048 for MVBTS / KDBTS)")
     p.add_argument("--samples", type=int, default=64, help="samples per ray")
+    p.add_argument("--channels-last", nargs="+", default=["false"], choices=["false", "true"],
+                   help="the encoder's memory format(s) to measure (trainer.channels_last)")
     a = p.parse_args(argv)
     device = torch.device(a.device)
     torch.set_num_threads(a.threads)
@@ -183,14 +197,18 @@ def main(argv: list[str] | None = None) -> None:
         for size in a.sizes:
             h, w = (int(x) for x in size.split("x"))
             batch = synthetic_batch(batch_size, h, w, device)
-            for amp in a.amp:
+            for amp, layout in itertools.product(a.amp, a.channels_last):
                 if device.type == "cuda":
                     torch.cuda.reset_peak_memory_stats()
-                sec = bench_train_step(model_config(kind, a.depth), batch, objective, renderer, device, a.steps,
-                                       a.warmup, amp)
+                times = bench_train_step(model_config(kind, a.depth), batch, objective, renderer, device, a.steps,
+                                         a.warmup, amp, layout == "true")
+                sec = statistics.median(times)
                 rays = batch_size * objective.rays_per_element
                 print(json.dumps({"what": f"{kind}_train_step", "size": size, "batch_size": batch_size, "amp": amp,
-                                  "resnet": a.depth, "seconds_per_step": round(sec, 3),
+                                  "channels_last": layout == "true", "resnet": a.depth,
+                                  "rays_per_element": objective.rays_per_element, "samples": a.samples,
+                                  "seconds_per_step": round(sec, 3),
+                                  "spread_s": [round(min(times), 3), round(max(times), 3)],
                                   "rays_per_s": round(rays / sec), "peak_memory_mb": round(_peak_memory_mb(device)),
                                   "machine": machine}), flush=True)
     h, w = (int(x) for x in a.sizes[0].split("x"))

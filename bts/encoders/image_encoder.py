@@ -18,9 +18,12 @@ MIN_SIZE = 33
 class ImageEncoder(nn.Module):
     """ResNet encoder and upsampling decoder; images in ``[-1, 1]``, features ``[N, C, H, W]``.
 
-    ``compute_dtype`` (``None``: float32): the precision of the network's convolutions, under autocast (the
-    trainer's ``amp``, bf16 on CPUs with native bf16 kernels). The features are returned in float32, so that the
-    geometry, the density field and the losses stay float32 whatever the encoder computes in.
+    Two speed settings that the trainer sets (:meth:`use_fast_path`; off by default, so evaluation and the parity
+    tests run the plain float32 path): ``compute_dtype`` (``None``: float32), the precision of the convolutions
+    under autocast (``trainer.amp``, bf16 on CPUs with native bf16 kernels); and ``channels_last``, the memory
+    format of the convolutions (``trainer.channels_last``, faster oneDNN kernels on the CPU). The features are
+    returned in float32 and the usual layout, so that the geometry, the density field and the losses stay float32
+    whatever the encoder computes in.
     """
 
     def __init__(self, depth: int = 50, pretrained: bool = False, on_missing_weights: str = "error",
@@ -30,6 +33,13 @@ class ImageEncoder(nn.Module):
         self.decoder = UpsamplingDecoder(self.backbone.channels, tuple(decoder_widths), feature_dim)
         self.feature_dim = feature_dim
         self.compute_dtype: torch.dtype | None = None
+        self.channels_last = False
+
+    def use_fast_path(self, compute_dtype: torch.dtype | None = None, channels_last: bool = False) -> ImageEncoder:
+        """Set the precision and memory format of the convolutions (see the class docstring)."""
+        self.compute_dtype, self.channels_last = compute_dtype, channels_last
+        self.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        return self
 
     def forward(self, images: Float[Tensor, "N 3 H W"], flip: bool = False) -> Float[Tensor, "N C H W"]:
         """Encode images. With ``flip`` the input is mirrored and the features mirrored back, so they stay
@@ -41,7 +51,9 @@ class ImageEncoder(nn.Module):
         x = (images * 0.5 + 0.5 - IMAGE_MEAN) / IMAGE_STD
         if flip:
             x = x.flip(-1)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(images.device.type, dtype=self.compute_dtype, enabled=self.compute_dtype is not None):
             features = self.decoder(self.backbone(x), out_size=tuple(images.shape[-2:]))
-        features = features.float()
+        features = features.float().contiguous()
         return features.flip(-1) if flip else features

@@ -175,7 +175,7 @@ def build_parts(cfg: dict, device: torch.device) -> TrainingParts:
     if cfg["model"]["kind"] == "kdbts":
         prepare_distillation(model, cfg, resuming=bool(cfg["trainer"]["resume_from"]))
     t = cfg["trainer"]
-    model.encoder.compute_dtype = encoder_precision(t["amp"], device)
+    model.encoder.use_fast_path(encoder_precision(t["amp"], device), t["channels_last"])
     trainee = idist.auto_model(Trainee(model, objective_config(cfg), RendererConfig(**cfg["renderer"])))
     optimizer = idist.auto_optim(torch.optim.Adam(trainee.parameters(), lr=t["lr"]))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(t["lr_step"], t["lr_gamma"],

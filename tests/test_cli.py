@@ -117,3 +117,27 @@ def test_a_run_that_fails_at_the_start_leaves_no_folder_but_a_named_one_stays(tm
     named = tmp_path / "mine"
     out = run("evaluation/occupancy.py", f"checkpoint={tmp_path / 'missing.pt'}", f"output_dir={named}")
     assert out.returncode == 1 and named.is_dir()  # a folder the user named is never removed
+
+
+HELP = {  # entry point -> (words its --help must show, config groups it must not list)
+    ("train.py",): (["python train.py -cn bts|mvbts|kdbts", "trainer.max_steps", "kd: frozen, joint", "Examples:",
+                     "preset=synthetic"], ["protocol:"]),
+    ("evaluation/occupancy.py",): (["checkpoint=PATH", "required", "protocol: bts, exact", "prediction=empty",
+                                    "Examples:"], ["kd:", "loss:", "trainer:", "preset:"]),
+    ("evaluation/depth.py",): (["checkpoint=PATH", "median_scaling", "Examples:"], ["kd:", "protocol:", "loss:"]),
+    ("evaluation/nvs.py",): (["checkpoint=PATH", "lpips", "Examples:"], ["kd:", "protocol:", "loss:"]),
+    ("render_novel_view.py",): (["checkpoint=PATH", "mode=sequence", "Examples:"], ["kd:", "protocol:", "loss:"]),
+}
+
+
+@pytest.mark.parametrize("entry", list(HELP), ids=lambda e: e[0])
+def test_help_describes_the_entry_point_and_only_its_config_groups(entry, tmp_path):
+    out = subprocess.run([sys.executable, str(REPO / entry[0]), "--help"], cwd=tmp_path, capture_output=True,
+                         text=True, check=True).stdout
+    wanted, unwanted = HELP[entry]
+    groups = out.split("== Config groups", 1)[1].split("== The composed config", 1)[0]
+    for text in wanted:
+        assert text in out, text
+    for group in unwanted:
+        assert group not in groups, group
+    assert "Hydra" not in out.split("\n", 1)[0]  # not hydra's generic "... is powered by Hydra."

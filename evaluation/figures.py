@@ -1,55 +1,107 @@
-"""Bird's-eye figures of an occupancy evaluation: input image, prediction, ground truth, visibility."""
+"""Bird's-eye figures of an occupancy evaluation: the input image above four panels of the scored slice.
+
+Panels, each with x (right) and z (forward) in metres of the levelled camera frame, far at the top: the predicted
+density (log scale, with its colour bar and the threshold marked), the predicted occupancy, the ground truth with the
+occluded cells tinted, and which cells the camera sees. One legend names the colours (occupied, empty, occluded,
+visible).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from torch import Tensor
 
 from evaluation.protocols import Frame, OccupancyProtocol
 
-EMPTY, OCCUPIED, HIDDEN = (235, 235, 235), (40, 40, 40), (120, 160, 220)
+EMPTY, OCCUPIED, HIDDEN, VISIBLE = (0.92, 0.92, 0.92), (0.16, 0.16, 0.16), (0.47, 0.63, 0.86), (0.98, 0.85, 0.55)
 
 
-def _grid(values: Tensor, protocol: OccupancyProtocol) -> np.ndarray:
-    """``[P]`` -> ``[Z, X]`` (far at the top), the maximum over y slices."""
+def _grid(values: Tensor, protocol: OccupancyProtocol, reduce: str = "any") -> np.ndarray:
+    """``[P]`` -> ``[Z, X]`` (far at the top), over the y slices: any (masks) or max (densities)."""
     x_res, y_res, z_res = protocol.grid_size
-    return values.reshape(y_res, z_res, x_res).any(dim=0).numpy()
+    grid = values.reshape(y_res, z_res, x_res)
+    return (grid.any(dim=0) if reduce == "any" else grid.amax(dim=0)).float().numpy()
 
 
-def _panel(occupied: np.ndarray, hidden: np.ndarray | None, scale: int) -> np.ndarray:
-    rgb = np.empty((*occupied.shape, 3), dtype=np.uint8)
+def _classes(occupied: np.ndarray, hidden: np.ndarray | None, visible_tint: bool = False) -> np.ndarray:
+    rgb = np.empty((*occupied.shape, 3))
     rgb[:] = EMPTY
     if hidden is not None:
-        rgb[hidden] = HIDDEN
-    rgb[occupied] = OCCUPIED
-    return rgb.repeat(scale, 0).repeat(scale, 1)
+        rgb[hidden > 0] = HIDDEN
+        if visible_tint:
+            rgb[hidden == 0] = VISIBLE
+    rgb[occupied > 0] = OCCUPIED
+    return rgb
 
 
 def occupancy_figure(protocol: OccupancyProtocol, gt: dict[str, Tensor], pred_occupied: Tensor,
-                     depth: Tensor | None, frame: Frame, path: Path, scale: int = 3) -> Path:
-    """Input image above three bird's-eye panels: prediction, ground truth (occluded cells tinted) and the visible
-    cells. Ground truth and visibility are the exact ones for ``exact``, the lidar ones otherwise."""
+                     depth: Tensor | None, frame: Frame, path: Path, sigma: Tensor | None = None,
+                     title: str | None = None) -> Path:
+    """Write the figure of one frame to ``path`` (PNG). Ground truth and visibility are the exact ones for the
+    ``exact`` protocol, the lidar-built ones otherwise; ``sigma`` (the predicted density per point) adds the density
+    panel."""
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+    from matplotlib.colors import LogNorm  # noqa: PLC0415
+    from matplotlib.patches import Patch  # noqa: PLC0415
+
     if "exact_occupied" in gt:
-        truth, visible = gt["exact_occupied"], gt["exact_visible"]
+        truth, visible, source = gt["exact_occupied"], gt["exact_visible"], "exact scene"
     else:
         from evaluation.protocols import BtsProtocol  # noqa: PLC0415
 
         assert isinstance(protocol, BtsProtocol)
         _, truth, visible = protocol.bts_metrics(gt, pred_occupied, depth, frame)
+        source = "lidar"
+    p = protocol.params
+    x0, x1 = min(p.x_range), max(p.x_range)
+    z0, z1 = min(p.z_range), max(p.z_range)
+    extent = (x0, x1, z0, z1)  # row 0 is the far end (z_range runs far -> near)
     hidden = _grid(~visible, protocol)
-    panels = [_panel(_grid(pred_occupied, protocol), None, scale), _panel(_grid(truth, protocol), hidden, scale),
-              _panel(np.zeros_like(hidden), hidden, scale)]
-    gap = np.full((panels[0].shape[0], 4, 3), 255, dtype=np.uint8)
-    row = np.concatenate([panels[0], gap, panels[1], gap, panels[2]], axis=1)
-    image = ((frame.item["images"][0].permute(1, 2, 0) + 1) / 2).clamp(0, 1).mul(255).byte().numpy()
-    w = row.shape[1]
-    h = max(1, round(image.shape[0] * w / image.shape[1]))
-    image = np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR))
+    panels = [("prediction", _classes(_grid(pred_occupied, protocol), None)),
+              (f"ground truth ({source})", _classes(_grid(truth, protocol), hidden)),
+              ("visibility from the camera", _classes(np.zeros_like(hidden), hidden, visible_tint=True))]
+    n = len(panels) + (sigma is not None)
+    fig = plt.figure(figsize=(2.6 * n + 0.6, 7.2), dpi=100)
+    grid = fig.add_gridspec(2, n, height_ratios=[1.0, 2.6], hspace=0.25, wspace=0.45)
+    top = fig.add_subplot(grid[0, :])
+    image = ((frame.item["images"][0].permute(1, 2, 0) + 1) / 2).clamp(0, 1).numpy()
+    top.imshow(image)
+    top.set_axis_off()
+    top.set_title(title or f"{frame.sequence}, frame {frame.frame_id}", fontsize=10)
+    col, axes = 0, []
+    if sigma is not None:
+        ax = fig.add_subplot(grid[1, col])
+        axes.append(ax)
+        density = np.clip(_grid(sigma.float(), protocol, "max"), 1e-3, None)
+        shown = ax.imshow(density, extent=extent, norm=LogNorm(vmin=1e-3, vmax=max(1e2, float(density.max()))),
+                          cmap="magma", aspect="auto")
+        bar = fig.colorbar(shown, ax=ax, fraction=0.1, pad=0.04)
+        bar.ax.axhline(p.sigma_threshold, color="cyan", lw=1.5)
+        bar.ax.tick_params(labelsize=7)
+        ax.set_title(f"density σ, max over the slice\n(log; cyan: threshold {p.sigma_threshold:g})", fontsize=9)
+        col += 1
+    for name, rgb in panels:
+        ax = fig.add_subplot(grid[1, col])
+        axes.append(ax)
+        ax.imshow(rgb, extent=extent, aspect="auto", interpolation="nearest")
+        ax.set_title(name, fontsize=9)
+        col += 1
+    for ax in axes:
+        ax.set_xlabel("x, right (m)", fontsize=8)
+        ax.set_ylabel("z, forward (m)", fontsize=8)
+        ax.tick_params(labelsize=7)
+    fig.legend(handles=[Patch(color=OCCUPIED, label="occupied"), Patch(color=EMPTY, label="empty"),
+                        Patch(color=HIDDEN, label="occluded (not seen by the camera)"),
+                        Patch(color=VISIBLE, label="visible")],
+               loc="lower center", ncol=4, fontsize=8, frameon=False)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.concatenate([image, row], axis=0)).save(path)
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
     return path
 
 

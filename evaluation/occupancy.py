@@ -228,7 +228,9 @@ def evaluate_occupancy(loaded: LoadedModel, dataset: Kitti360Dataset, protocol: 
             from evaluation.figures import occupancy_figure  # noqa: PLC0415
 
             occupancy_figure(protocol, gt, occupied, depth, frame,
-                             figure_dir / f"{frame.sequence}_{frame.frame_id:010d}.png")
+                             figure_dir / f"{frame.sequence}_{frame.frame_id:010d}.png", sigma=sigma,
+                             title=f"{loaded.description} ({Path(loaded.checkpoint).name}, prediction={prediction}), "
+                                   f"{frame.sequence} frame {frame.frame_id}, protocol={protocol.name}")
     n = max(len(indices), 1)
     result.timing = {"ground_truth": t_gt / n, "model": t_model / n,
                      "ground_truth_cold": t_gt_cold / cold if cold else math.nan, "cache_hits": cache.hits,

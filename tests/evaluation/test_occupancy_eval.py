@@ -394,3 +394,28 @@ def test_ranking_auc_and_the_seen_surface_on_a_hand_built_grid(tmp_path):
     p = Predictions(tmp_path, "m", ["f"], {}, {}, truth.reshape(1, -1), np.zeros((1, 12)), truth.reshape(1, -1),
                     visible.reshape(1, -1), grid_size=(4, 1, 3))
     assert p.seen_surface().reshape(3, 4)[1].all() and not p.seen_surface().reshape(3, 4)[2].any()
+
+
+@pytest.mark.parametrize("protocol_name", ["exact", "bts"])
+def test_occupancy_figures_carry_titles_axes_in_metres_a_legend_and_a_colour_bar(synthetic_root, tmp_path,
+                                                                               protocol_name, monkeypatch):
+    from matplotlib.figure import Figure
+
+    seen = []
+    real = Figure.savefig
+
+    def record(fig, path, *args, **kwargs):
+        texts = [t.get_text() for ax in fig.axes for t in (ax.title, ax.xaxis.label, ax.yaxis.label)]
+        texts += [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+        seen.append((texts, len(fig.axes)))
+        return real(fig, path, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", record)
+    _oracle_run(synthetic_root, build_protocol(protocol_name), indices=[0], figures=(0,), figure_dir=tmp_path)
+    assert len(list(tmp_path.glob("*.png"))) == 1
+    (texts, n_axes), = seen
+    joined = " | ".join(texts)
+    for wanted in ("x, right (m)", "z, forward (m)", "prediction", "ground truth", "visibility", "density",
+                   "occupied", "empty", "occluded", "visible", "frame"):
+        assert wanted in joined, wanted
+    assert n_axes == 6  # the image, four panels and the density's colour bar

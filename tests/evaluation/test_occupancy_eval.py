@@ -271,7 +271,9 @@ def test_entry_point_runs_on_the_synthetic_city(synthetic_root, tiny_checkpoint,
     assert len(list((out / "figures").glob("*.png"))) == 1
     summary = subprocess.run([sys.executable, "-m", "evaluation.summary", str(out / "results.json"), "--markdown"],
                              cwd=REPO, capture_output=True, text=True, check=True).stdout
-    assert "| bts | exact |" in summary and "| bts | bts |" in summary
+    run = f"{Path(tiny_checkpoint).parent.name}/bts"  # <folder>/<file stem> outside a run's checkpoints/
+    assert f"| bts | {run} | synthetic test 48x176 | exact |" in summary, summary
+    assert f"| bts | {run} | synthetic test 48x176 | bts |" in summary
     # The second run reads the cached ground truth, and keeps its per-point predictions for evaluation.compare.
     proc = _run_entry(args[:-3] + [f"output_dir={tmp_path / 'eval2'}", "protocol=exact", "save_predictions=true"],
                       tmp_path)
@@ -419,3 +421,10 @@ def test_occupancy_figures_carry_titles_axes_in_metres_a_legend_and_a_colour_bar
                    "occupied", "empty", "occluded", "visible", "frame"):
         assert wanted in joined, wanted
     assert n_axes == 6  # the image, four panels and the density's colour bar
+
+
+def test_the_summary_names_a_model_by_its_run_and_checkpoint():
+    from evaluation.summary import run_and_checkpoint
+
+    assert run_and_checkpoint("outputs/bts/2026-12-01_10-00-00/checkpoints/step_500.pt") == "2026-12-01_10-00-00/step_500"
+    assert run_and_checkpoint("released/kdbts.pt") == "released/kdbts"

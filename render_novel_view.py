@@ -217,7 +217,8 @@ def _render(cfg: DictConfig) -> Path:
     log.info("model: %s from %s", loaded.description, loaded.checkpoint)
     renderer = loaded.renderer_config(num_samples=cfg.render.num_samples)
     rays_per_chunk = cfg.render.rays_per_chunk or max(1, renderer.chunk_points // renderer.num_samples)
-    settings = FrameSettings(renderer, cfg.depth.d_min, cfg.depth.d_max, cfg.pitch_deg, cfg.nvs.layout, rays_per_chunk)
+    settings = FrameSettings(renderer, cfg.depth.d_min, cfg.depth.d_max, cfg.pitch_deg, cfg.nvs.layout, rays_per_chunk,
+                             cfg.output.labels)
     out = Path(cfg.output.dir) / cfg.mode / checkpoint_name(loaded.checkpoint)
     return RUNNERS[cfg.mode](cfg, loaded, settings, out)
 

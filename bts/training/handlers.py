@@ -159,6 +159,9 @@ class StepProgress:
             self.bar = None
 
 
+PATCH_ZOOM = 8  # training patches are shown 8x enlarged in TensorBoard
+
+
 class Logger:
     """TensorBoard scalars every ``every`` steps, and images of the steps that keep their output."""
 
@@ -181,14 +184,22 @@ class Logger:
         if out is None or getattr(out, "render", None) is None:
             return  # no kept step, or a step that renders no rays (the supervised objective)
         step = engine.state.iteration
-        # First patches of the first batch element: ground truth over the best reconstruction, and the distance.
+        # First patches of the first batch element: ground truth over the reconstruction (per pixel from the colour
+        # frame closest to it, as the loss's minimum picks) and the rendered distance, each patch enlarged 8x
+        # (nearest neighbour) with a gap between patches, so that an 8x8 patch is visible in TensorBoard.
         target = out.target[0, :8].detach().float().cpu()
-        best = out.rendered[0, 0, :8].detach().float().cpu()
+        rendered = out.rendered[0, :, :8].detach().float().cpu()  # [F, n, 3, ps, ps]
+        closest = (rendered - target).abs().mean(dim=2).argmin(dim=0)  # [n, ps, ps]
+        best = rendered.gather(0, closest[None, :, None].expand(1, -1, 3, -1, -1))[0]
         n, ps = target.shape[0], target.shape[-1]
         distance = out.render.distance[0, : n * ps * ps].detach().float().cpu()
         depth = colorize_depth(distance.reshape(n, ps, ps))
-        grid = torch.cat([torch.cat(list(x), dim=-1) for x in (target, best, depth)], dim=-2)
-        self.writer.add_image("train/patches_target_reconstruction_distance", grid.clamp(0, 1), step)
+        rows = []
+        for x in (target, best, depth):
+            big = x.repeat_interleave(PATCH_ZOOM, dim=-1).repeat_interleave(PATCH_ZOOM, dim=-2)
+            rows.append(torch.cat([torch.nn.functional.pad(p, (1, 1, 1, 1), value=1.0) for p in big], dim=-1))
+        self.writer.add_image("train/patches_target_reconstruction_distance", torch.cat(rows, dim=-2).clamp(0, 1),
+                              step)
 
     def log_validation(self, engine: Engine, result: dict) -> None:
         step = engine.state.iteration

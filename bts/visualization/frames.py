@@ -26,7 +26,7 @@ from bts.visualization.bev import BevGrid, bev_profile, colorize_profile
 from bts.visualization.colormap import colorize_depth
 from bts.visualization.render import ColourSource, render_view
 from bts.visualization.trajectories import transition_pose, transition_progress
-from bts.visualization.video import hstack, pad_centred, vstack
+from bts.visualization.video import hstack, label, pad_centred, vstack
 
 LAYOUTS = ("vertical", "horizontal")
 
@@ -74,6 +74,10 @@ class FrameSettings:
     pitch_deg: float = 5.0
     layout: str = "vertical"  # how nvs stacks colour and depth
     rays_per_chunk: int = 4096
+    labels: bool = False  # small captions on every part of a frame (render_novel_view.py: output.labels)
+
+    def caption(self, image: Tensor, text: str) -> Tensor:
+        return label(image, text) if self.labels else image
 
     def __post_init__(self):
         if self.layout not in LAYOUTS:
@@ -90,11 +94,15 @@ class TransitionSettings:
     height: float = 6.0
     distance: float = 10.0
     near_far_start: tuple[float, float] = (3.0, 40.0)
-    near_far_end: tuple[float, float] = (5.0, 7.0)
+    near_far_end: tuple[float, float] = (4.0, 9.0)  # the original's (5, 7): the road at the dark end (configs/render.yaml)
 
     @property
     def total_frames(self) -> int:
         return self.num_frames + self.hold
+
+
+def _depth_caption(d_min: float, d_max: float) -> str:
+    return f"depth {d_min:g}-{d_max:g} m (bright: near)"
 
 
 def encode_view(model: SceneModel, view: InputView) -> DensityFn:
@@ -114,7 +122,8 @@ def nvs_frames(model: SceneModel, view: InputView, poses: np.ndarray, s: FrameSe
         c2w = c2w0 @ torch.as_tensor(pose, dtype=c2w0.dtype, device=c2w0.device)
         out = render_view(density_fn, view.intrinsics[0], c2w, h, w, s.renderer, view.colour_source(),
                           s.rays_per_chunk)
-        yield _stack(out.rgb, colorize_depth(out.depth, s.d_min, s.d_max), s.layout)
+        yield _stack(s.caption(out.rgb, "novel view (colours of the input)"),
+                     s.caption(colorize_depth(out.depth, s.d_min, s.d_max), _depth_caption(s.d_min, s.d_max)), s.layout)
 
 
 def depth_and_profile(model: SceneModel, view: InputView, s: FrameSettings, bev: BevGrid | None) -> Tensor:
@@ -123,11 +132,12 @@ def depth_and_profile(model: SceneModel, view: InputView, s: FrameSettings, bev:
     h, w = view.size
     depth = render_view(density_fn, view.intrinsics[0], view.cam_to_world[0], h, w, s.renderer,
                         rays_per_chunk=s.rays_per_chunk).depth
-    left = vstack(view.rgb(), colorize_depth(depth, s.d_min, s.d_max))
+    left = vstack(s.caption(view.rgb(), "input"),
+                  s.caption(colorize_depth(depth, s.d_min, s.d_max), _depth_caption(s.d_min, s.d_max)))
     if bev is None:
         return left
     profile = bev_profile(density_fn, bev, view.level_to_world(s.pitch_deg), s.renderer.chunk_points)
-    return hstack(left, colorize_profile(profile, height=2 * h))
+    return hstack(left, s.caption(colorize_profile(profile, height=2 * h), "top-down, far at the top"))
 
 
 def sequence_frames(model: SceneModel, views: Iterator[InputView], s: FrameSettings, bev: BevGrid | None
@@ -159,5 +169,6 @@ def transition_frames(model: SceneModel, view: InputView, s: FrameSettings, t: T
         c2w = c2w0 @ torch.as_tensor(pose, dtype=c2w0.dtype, device=c2w0.device)
         config = replace(s.renderer, near=float(near), far=float(far))
         depth = render_view(density_fn, intrinsics, c2w, h, width, config, rays_per_chunk=s.rays_per_chunk).depth
-        previous, frame = p, pad_centred(colorize_depth(depth, near, far), w)
+        previous, frame = p, pad_centred(s.caption(colorize_depth(depth, near, far), f"depth {near:.0f}-{far:.0f} m"),
+                                         w)
         yield frame

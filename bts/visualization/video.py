@@ -47,6 +47,24 @@ def hstack(*images: Float[Tensor, "3 H W"]) -> Float[Tensor, "3 h w"]:
     return torch.cat([pad_to(i, height, i.shape[2]) for i in images], dim=2)
 
 
+def label(image: Float[Tensor, "3 H W"], text: str) -> Float[Tensor, "3 H W"]:
+    """``image`` with ``text`` in small white letters on a dark box in its top-left corner (PIL's built-in font, about
+    10 pixels high); an image too small for the text is returned unchanged."""
+    from PIL import Image, ImageDraw  # noqa: PLC0415
+
+    _, height, width = image.shape
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    _, _, right, bottom = probe.textbbox((3, 2), text)
+    box_w, box_h = right + 3, bottom + 2
+    if box_w > width or box_h + 1 > height:
+        return image
+    box = Image.new("RGB", (box_w, box_h), (20, 20, 20))
+    ImageDraw.Draw(box).text((3, 2), text, fill=(255, 255, 255))
+    out = image.clone()
+    out[:, :box_h, :box_w] = torch.from_numpy(np.asarray(box).copy()).permute(2, 0, 1).to(image).div(255.0)
+    return out
+
+
 def even(frame: np.ndarray) -> np.ndarray:
     """Pad an ``[H, W, 3]`` frame with black to even height and width."""
     h, w = frame.shape[:2]

@@ -58,3 +58,37 @@ def test_frame_layouts(exact_scene):
     torch.testing.assert_close(frames[0][:, :, :w], view.rgb(), atol=1e-4, rtol=0)
     still = depth_and_profile(model, view, FrameSettings(RendererConfig(num_samples=4)), None)
     assert still.shape == (3, 2 * h, w)
+
+
+def test_labels_caption_each_part_only_when_asked(exact_scene):
+    from bts.visualization.video import label
+
+    image = torch.full((3, 40, 120), 0.5)
+    captioned = label(image, "depth")
+    changed = (captioned != image).any(0)
+    assert changed[:14, :40].any() and not changed[16:].any() and not changed[:, 60:].any()  # top-left corner only
+    assert torch.equal(label(torch.full((3, 6, 8), 0.5), "too long for this"), torch.full((3, 6, 8), 0.5))
+    view, model, _, _ = exact_scene
+    bare = depth_and_profile(model, view, FrameSettings(RendererConfig(num_samples=4)), None)
+    shown = depth_and_profile(model, view, FrameSettings(RendererConfig(num_samples=4), labels=True), None)
+    h = view.size[0]
+    assert (shown[:, :12] != bare[:, :12]).any() and (shown[:, h:h + 12] != bare[:, h:h + 12]).any()
+    assert torch.equal(shown[:, 20:h], bare[:, 20:h])
+
+
+def test_the_top_down_end_of_the_transition_is_readable(exact_scene):
+    """The default near/far of the top-down view, [4, 9] m, put the road (about 6.8 m below the top-down camera) in the
+    middle of the colour range; the original's [5, 7] puts it at the dark end, where a trained model's diffuse
+    density (depth at the far plane) renders black."""
+    from bts.visualization.frames import TransitionSettings, transition_frames
+
+    view, model, _, _ = exact_scene
+    s = FrameSettings(RendererConfig(num_samples=32))
+    dark = {}
+    for near_far in (TransitionSettings().near_far_end, (5.0, 7.0)):
+        frames = list(transition_frames(model, view, s, TransitionSettings(num_frames=2, hold=0,
+                                                                          near_far_end=near_far)))
+        h, w = view.size
+        last = frames[-1][:, :, (w - h) // 2:(w + h) // 2]  # the top-down view, without its black padding
+        dark[near_far] = float(torch.quantile(last.amax(0).flatten(), 0.25))  # the road fills most of the view
+    assert dark[(4.0, 9.0)] > 0.4 and dark[(5.0, 7.0)] < 0.25, dark

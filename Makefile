@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # The demo evaluates 20 test frames per model under the `exact` protocol (which also reports the `bts` numbers).
 DEMO_EVAL := protocol=exact max_frames=20 output_dir=outputs/demo/occupancy
 
-.PHONY: install demo test benchmark reproduce completion clean-venv
+.PHONY: install demo test lint benchmark reproduce completion clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# Static checks (the rule set is in pyproject.toml, [tool.ruff.lint]); .ci/run runs them before the tests.
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 # The reproduction of the papers' finding on the synthetic city (issue 7; README "Reproduction"), budget 1.
 reproduce: $(STAMP)

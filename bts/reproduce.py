@@ -17,7 +17,8 @@ its wall-clock time recorded in ``<out>/stages.json``:
    the TensorBoard logs), and a side-by-side video of the three models on the test sequence.
 
 A stage whose output exists is skipped (delete it or pass ``--force`` to redo it), so an interrupted run resumes.
-Checkpoints are not committed. ``--smoke`` runs every stage for two steps on one frame (the test suite does this). ``--continue-from <earlier out>``
+Checkpoints are not committed. ``--smoke`` runs every stage for two steps on one frame (the test suite does this).
+``--continue-from <earlier out>``
 gives a larger budget without retraining: BTS and MVBTS resume from the earlier run's checkpoints and train on to the
 new step counts, KDBTS distils the longer-trained teacher afresh.
 """

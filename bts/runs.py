@@ -3,7 +3,9 @@
 The configs name their output folder through the ``run_dir`` resolver (registered by :func:`register_resolvers`,
 which the entry points call before hydra composes their config)::
 
-    hydra.run.dir: ${run_dir:${paths.output_dir}/${hydra:job.config_name},${now:%Y-%m-%d_%H-%M-%S},${trainer.resume_from}}
+    hydra.run.dir: ${run_dir:BASE,${now:%Y-%m-%d_%H-%M-%S},${trainer.resume_from}}
+
+with ``BASE`` = ``${paths.output_dir}/${hydra:job.config_name}`` (configs/bts.yaml).
 
 - a new run gets ``<base>/<timestamp>``, made with ``os.mkdir`` so that of two runs started in the same second one
   gets ``<timestamp>`` and the other ``<timestamp>_2`` (a plain ``${now:...}`` folder is shared by both: one run's
@@ -82,8 +84,9 @@ def register_resolvers() -> None:
 
 def discard_if_unused(folder: str | Path) -> bool:
     """Remove ``folder`` if this process created it (a new run's folder, never a resumed or named one) and it holds
-    nothing but bookkeeping (``.hydra/``, ``*.log``, :data:`BOOKKEEPING`): a command that failed at its start leaves no empty run
-    folder behind (``config.yaml`` and ``teacher.json``, written before the data is built, count as bookkeeping too).
+    nothing but bookkeeping (``.hydra/``, ``*.log``, :data:`BOOKKEEPING`): a command that failed at its start leaves no
+    empty run folder behind (``config.yaml`` and ``teacher.json``, written before the data is built, count as
+    bookkeeping too).
     Returns whether it was removed."""
     import shutil  # noqa: PLC0415
 

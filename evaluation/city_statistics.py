@@ -152,7 +152,8 @@ def layout_statistics(seed: int, sequences: list[int], frames: int = 100, stride
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("root", type=Path, nargs="?", help="a synthetic city tree (python -m datasets.synthetic --out ROOT)")
+    parser.add_argument("root", type=Path, nargs="?",
+                        help="a synthetic city tree (python -m datasets.synthetic --out ROOT)")
     parser.add_argument("--layout", type=int, metavar="SEED", default=None,
                         help="score the generator's streets for this seed instead of a tree (nothing rendered)")
     parser.add_argument("--sequences", default="0,1,2,3", help="with --layout: sequence indices (default 0,1,2,3)")

@@ -94,7 +94,7 @@ class TransitionSettings:
     height: float = 6.0
     distance: float = 10.0
     near_far_start: tuple[float, float] = (3.0, 40.0)
-    near_far_end: tuple[float, float] = (4.0, 9.0)  # the original's (5, 7): the road at the dark end (configs/render.yaml)
+    near_far_end: tuple[float, float] = (4.0, 9.0)  # the original's (5, 7): the road at the dark end (render.yaml)
 
     @property
     def total_frames(self) -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 import torchvision.transforms.functional as TF
 from torch import Tensor
 from torchvision.transforms import ColorJitter

@@ -65,9 +65,9 @@ class PairReport:
     def line(self) -> str:
         if self.score is None:
             return f"{self.sequence}  {self.pair:<24} {self.status} ({self.points} points in {self.frames} frames)"
-        return (f"{self.sequence}  {self.pair:<24} score {self.score:5.2f}  colour difference {self.median_difference:.3f}"
-                f" (random pairs {self.random_difference:.3f}), {self.points} points in {self.frames} frames  "
-                f"{self.status}")
+        return (f"{self.sequence}  {self.pair:<24} score {self.score:5.2f}  colour difference "
+                f"{self.median_difference:.3f} (random pairs {self.random_difference:.3f}), {self.points} points in "
+                f"{self.frames} frames  {self.status}")
 
 
 PAIRS = (("stereo image_01, t", "image_01", 0), ("next frame image_00, t+1", "image_00", 1),

@@ -426,5 +426,6 @@ def test_occupancy_figures_carry_titles_axes_in_metres_a_legend_and_a_colour_bar
 def test_the_summary_names_a_model_by_its_run_and_checkpoint():
     from evaluation.summary import run_and_checkpoint
 
-    assert run_and_checkpoint("outputs/bts/2026-12-01_10-00-00/checkpoints/step_500.pt") == "2026-12-01_10-00-00/step_500"
+    run = "2026-12-01_10-00-00"
+    assert run_and_checkpoint(f"outputs/bts/{run}/checkpoints/step_500.pt") == f"{run}/step_500"
     assert run_and_checkpoint("released/kdbts.pt") == "released/kdbts"

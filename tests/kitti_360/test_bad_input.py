@@ -124,7 +124,8 @@ def test_malformed_fisheye_yaml(tree):
 def test_malformed_pose_line(tree):
     path = tree / "data_poses" / SEQ / "poses.txt"
     corrupt_line(path, 3, "12 1 2 3")
-    with pytest.raises(MalformedFileError, match=r"poses.txt, line 3: expected 13 fields \(a frame id and 12 numbers\)"):
+    expected = r"poses.txt, line 3: expected 13 fields \(a frame id and 12 numbers\)"
+    with pytest.raises(MalformedFileError, match=expected):
         load(tree)
 
 

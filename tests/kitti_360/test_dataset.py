@@ -1,6 +1,5 @@
 """The KITTI-360 loader on the tiny synthetic city: shapes, frame selection, pose conventions, consistency."""
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -23,7 +22,7 @@ def train(synthetic_root):
 
 
 def find(dataset, side, want_row=None):
-    for i, (seq, row, s) in enumerate(dataset.datapoints):
+    for i, (_seq, row, s) in enumerate(dataset.datapoints):
         if s == side and (want_row is None or row == want_row):
             return i
     raise AssertionError("no such datapoint")

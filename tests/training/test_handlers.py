@@ -48,5 +48,6 @@ def test_the_training_patch_image_is_large_enough_to_see(synthetic_root, tmp_pat
     image = images["train/patches_target_reconstruction_distance"]
     tile = 8 * PATCH_ZOOM + 2
     assert image.shape == (3, 3 * tile, 8 * tile)
-    target = image[:, 1:1 + 8 * PATCH_ZOOM:PATCH_ZOOM, 1:1 + 8 * PATCH_ZOOM:PATCH_ZOOM]  # first patch, one pixel per texel
+    end = 1 + 8 * PATCH_ZOOM
+    target = image[:, 1:end:PATCH_ZOOM, 1:end:PATCH_ZOOM]  # the first patch, one pixel per texel
     torch.testing.assert_close(target, out.target[0, 0].clamp(0, 1))

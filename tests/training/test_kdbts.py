@@ -41,7 +41,8 @@ def test_frozen_recipe_changes_only_the_student(synthetic_root, kd_config):
     model.configure("frozen", student_photometric=False)
     model.train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    ds = Kitti360Dataset(synthetic_root, synthetic_root / "splits/train_files.txt", Kitti360Config(image_size=(64, 240)))
+    ds = Kitti360Dataset(synthetic_root, synthetic_root / "splits/train_files.txt",
+                         Kitti360Config(image_size=(64, 240)))
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     objective = ObjectiveConfig(rays_per_element=256, weights=LossWeights(distillation=5e-3))
     out = training_step(model, default_collate([ds[0]]), objective, RendererConfig(num_samples=16))

@@ -1,4 +1,5 @@
-"""A tiny BTS fitted to a few synthetic frames learns: lower photometric loss and better depth (docs/decisions.md §10)."""
+"""A tiny BTS fitted to a few synthetic frames learns: lower photometric loss and better depth
+(docs/decisions.md §10)."""
 
 import torch
 from torch.utils.data import default_collate

@@ -64,7 +64,8 @@ def test_nan_loss_stops_with_step_and_terms_after_saving(synthetic_root, tmp_pat
         return out
 
     on_nth_call(monkeypatch, engine_module, "training_step", 3, output=poisoned)
-    with pytest.raises(FloatingPointError, match=r"non-finite loss at step 3: photometric=nan.*state before this step is saved"):
+    expected = r"non-finite loss at step 3: photometric=nan.*state before this step is saved"
+    with pytest.raises(FloatingPointError, match=expected):
         train(debug_config(synthetic_root), tmp_path / "run")
     saved = load_checkpoint(tmp_path / "run/checkpoints/last.pt")
     assert saved["trainer"]["iteration"] == 2

@@ -104,7 +104,8 @@ def make_patches(
     ray_positions: str = "centres",
     device: torch.device | str | None = None,
 ) -> PatchBatch:
-    """The patches with the given frames and top-left corners (drawn by :func:`sample_patches`, or given).
+    """The patches with the given frames and top-left corners (drawn by :func:`sample_patches`, or given and
+    checked by :func:`check_patches`).
 
     ``ray_positions``: ``centres`` (the project's) puts each ray through its pixel's centre; ``align_corners`` at
     the original's ``u = 2x / (W - 1) - 1``, ``v = 2y / (H - 1) - 1`` (see the module docstring).
@@ -112,12 +113,6 @@ def make_patches(
     if ray_positions not in RAY_POSITIONS:
         raise ValueError(f"ray_positions must be one of {RAY_POSITIONS}, got {ray_positions!r}")
     frame, top, left = frame.to(device), top.to(device), left.to(device)
-    if frame.shape != top.shape or frame.shape != left.shape or frame.dim() != 2:
-        raise ValueError(f"patch frames, rows and columns must share one [B, P] shape, got {tuple(frame.shape)}, "
-                         f"{tuple(top.shape)} and {tuple(left.shape)}")
-    if bool((top < 0).any() or (left < 0).any() or (top > height - patch_size).any()
-            or (left > width - patch_size).any()):
-        raise ValueError(f"a {patch_size}x{patch_size} patch corner lies outside the {height}x{width} image")
     shape = frame.shape
     offsets = torch.arange(patch_size, device=device)
     rows = (top[..., None, None] + offsets[:, None]).expand(*shape, patch_size, patch_size)
@@ -128,6 +123,20 @@ def make_patches(
     else:
         uv = 2.0 * pixels / pixels.new_tensor([width - 1, height - 1]) - 1.0
     return PatchBatch(frame=frame, top=top, left=left, pixels=pixels, uv=uv, patch_size=patch_size)
+
+
+def check_patches(frame: Tensor, top: Tensor, left: Tensor, patch_size: int, height: int, width: int,
+                  num_frames: int) -> None:
+    """Refuse given patches (not drawn by :func:`sample_patches`, which draws valid ones) that do not fit: other
+    shapes than one ``[B, P]``, a frame outside ``[0, num_frames)`` or a corner that puts the patch off the image."""
+    if frame.shape != top.shape or frame.shape != left.shape or frame.dim() != 2:
+        raise ValueError(f"patch frames, rows and columns must share one [B, P] shape, got {tuple(frame.shape)}, "
+                         f"{tuple(top.shape)} and {tuple(left.shape)}")
+    if bool((frame < 0).any() or (frame >= num_frames).any()):
+        raise ValueError(f"a given patch frame lies outside the group's {num_frames} loss frames")
+    if bool((top < 0).any() or (left < 0).any() or (top > height - patch_size).any()
+            or (left > width - patch_size).any()):
+        raise ValueError(f"a {patch_size}x{patch_size} patch corner lies outside the {height}x{width} image")
 
 
 def gather_patches(images: Float[Tensor, "B F C H W"], patches: PatchBatch) -> Float[Tensor, "B P C ps ps"]:

@@ -18,7 +18,7 @@ from bts.losses import LossWeights, TotalLoss, combine_losses, edge_aware_smooth
 from bts.losses import weight_guided_mask
 from bts.models.kdbts import DistillationAccumulator
 from bts.rendering import Rays, gather_patches, make_patches, patch_rays, sample_colours, sample_patches, to_patches
-from bts.rendering.pixels import RAY_POSITIONS
+from bts.rendering.pixels import RAY_POSITIONS, check_patches
 from bts.rendering.renderer import RendererConfig, RenderOutput, render_colours, render_rays
 from bts.training.views import ViewGroup, num_views, split_frames, view_groups
 
@@ -109,8 +109,7 @@ def sample_loss_rays(groups: list[ViewGroup], config: ObjectiveConfig, generator
         h, w = group.images.shape[-2:]
         if patches is not None:
             frame, top, left = patches[i]
-            if int(frame.max()) >= group.num_frames or int(frame.min()) < 0:
-                raise ValueError(f"a given patch frame lies outside the group's {group.num_frames} loss frames")
+            check_patches(frame, top, left, config.patch_size, h, w, group.num_frames)
             drawn = make_patches(frame, top, left, config.patch_size, h, w, ray_positions=config.ray_positions,
                                  device=device)
         elif count == 0:

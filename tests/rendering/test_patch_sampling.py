@@ -91,3 +91,16 @@ def test_image_uv():
     assert torch.allclose(uv[0], torch.tensor([-1 + 1 / W, -1 + 1 / H]))
     assert torch.allclose(uv[-1], torch.tensor([1 - 1 / W, 1 - 1 / H]))
     assert torch.allclose(uv[W + 2], pixels_to_normalized(torch.tensor([2.0, 1.0]), W, H))
+
+
+def test_given_patches_that_do_not_fit_are_refused():
+    from bts.rendering.pixels import check_patches
+
+    ok = torch.zeros(1, 2, dtype=torch.long)
+    check_patches(ok, ok, ok + W - PS, PS, H, W, num_frames=1)
+    with pytest.raises(ValueError, match="one \\[B, P\\] shape"):
+        check_patches(ok[0], ok[0], ok[0], PS, H, W, num_frames=1)
+    with pytest.raises(ValueError, match="outside the group's 1 loss frames"):
+        check_patches(ok + 1, ok, ok, PS, H, W, num_frames=1)
+    with pytest.raises(ValueError, match="corner lies outside"):
+        check_patches(ok, ok, ok + W - PS + 1, PS, H, W, num_frames=1)

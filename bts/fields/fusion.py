@@ -56,9 +56,16 @@ class TransformerFusionHead(nn.Module):
         return self.probe(out[:, 0]).reshape(b, n)
 
 
-def drop_views(invalid: Bool[Tensor, "B V N"], rate: float, generator: torch.Generator | None = None) -> Tensor:
+def drop_views(invalid: Bool[Tensor, "B V N"], rate: float, generator: torch.Generator | None = None,
+               dropped: Bool[Tensor, "B V N"] | None = None) -> Tensor:
     """View dropout (docs/method.md §4.3): every (point, view) pair of the views v >= 1 becomes invalid with
-    probability ``rate``; view 0, the input image, is never dropped."""
+    probability ``rate``; view 0, the input image, is never dropped. ``dropped``: the dropped pairs to apply instead
+    of drawing them (a replayed training step)."""
+    if dropped is not None:
+        if dropped.shape != invalid.shape or bool(dropped[:, 0].any()):
+            raise ValueError(f"a given view dropout must have the tokens' shape {tuple(invalid.shape)} (views by "
+                             f"points of one density call) and never drop view 0; got {tuple(dropped.shape)}")
+        return invalid | dropped.to(invalid.device)
     if rate <= 0.0:
         return invalid
     drop = torch.rand(invalid.shape, generator=generator, device="cpu").to(invalid.device) < rate

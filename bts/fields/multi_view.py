@@ -31,14 +31,7 @@ class MultiViewField(nn.Module):
         """``dropped``: the view dropout to apply instead of drawing it (a replayed training step); True where a
         (view, point) pair is dropped, never for view 0."""
         tokens = tokens if tokens is not None else self.tokens(points, encoded)
-        if dropped is None:
-            fused_invalid = drop_views(tokens.invalid, self.view_dropout if self.training else 0.0)
-        elif dropped.shape != tokens.invalid.shape or bool(dropped[:, 0].any()):
-            raise ValueError(f"a given view dropout must have the tokens' shape {tuple(tokens.invalid.shape)} "
-                             f"(views by points of one density call) and never drop view 0; got "
-                             f"{tuple(dropped.shape)}")
-        else:
-            fused_invalid = tokens.invalid | dropped.to(tokens.invalid.device)
+        fused_invalid = drop_views(tokens.invalid, self.view_dropout if self.training else 0.0, dropped=dropped)
         raw = self.head(tokens.tokens, fused_invalid)
         # A point seen by no encoded view has no feature to predict from (colour-invalid, docs/method.md §4.1-4).
         return DensityOutput(F.softplus(raw), raw, tokens.invalid.all(dim=1))

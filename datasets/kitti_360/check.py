@@ -130,25 +130,37 @@ def check_sequence(layout: Kitti360Layout, calib: Calibration, sequence: str, fr
     velo_to_pose = calib.velo_to_pose()
     reports = []
     generator = torch.Generator().manual_seed(seed)
+    sources: dict[int, tuple] = {}  # row -> the scan's world points, their image_00 projection, visibility, image
+
+    def source_view(row: int):
+        """What every pair of a scan shares: read and projected once per row."""
+        if row not in sources:
+            frame = int(poses.frame_ids[row])
+            scan = read_velodyne(layout.velodyne_file(sequence, frame))[:, :3].astype(np.float64)
+            points = transform_points(torch.from_numpy(poses.pose_to_world[row] @ velo_to_pose),
+                                      torch.from_numpy(scan))
+            cam = cams["image_00"]
+            proj = _project(cam, poses.pose_to_world[row], points)
+            seen = _visible(proj.uv, proj.depth, proj.valid, cam.width, cam.height)
+            image = read_image(layout.image_file(sequence, "image_00", frame), "image_00").double()
+            sources[row] = (points, proj.uv, seen, image)
+        return sources[row]
+
     for pair, camera, offset in PAIRS:
         offset = fisheye_offset if offset is None else offset
         matched, shuffled, used = [], [], 0
         for row in _frames(poses, layout, sequence, frames, offset):
             frame = int(poses.frame_ids[row])
             target_file = layout.image_file(sequence, camera, frame + offset)
-            source_file = layout.image_file(sequence, "image_00", frame)
-            if not (target_file.is_file() and source_file.is_file()):
+            if not (target_file.is_file() and layout.image_file(sequence, "image_00", frame).is_file()):
                 continue
-            scan = read_velodyne(layout.velodyne_file(sequence, frame))[:, :3].astype(np.float64)
-            points = transform_points(torch.from_numpy(poses.pose_to_world[row] @ velo_to_pose),
-                                      torch.from_numpy(scan))
-            source = _project(cams["image_00"], poses.pose_to_world[row], points)
+            points, source_uv, source_seen, source_image = source_view(row)
             target = _project(cams[camera], poses.pose_to_world[row + offset], points)
-            both = (_visible(source.uv, source.depth, source.valid, cams["image_00"].width, cams["image_00"].height)
-                    & _visible(target.uv, target.depth, target.valid, cams[camera].width, cams[camera].height))
+            both = source_seen & _visible(target.uv, target.depth, target.valid, cams[camera].width,
+                                          cams[camera].height)
             if int(both.sum()) < 2:
                 continue
-            a = _colours(read_image(source_file, "image_00").double(), source.uv[both])
+            a = _colours(source_image, source_uv[both])
             b = _colours(read_image(target_file, camera).double(), target.uv[both])
             matched.append((a - b).abs().mean(-1))
             shuffled.append((a - b[torch.randperm(len(b), generator=generator)]).abs().mean(-1))

@@ -218,7 +218,9 @@ def _render(cfg: DictConfig) -> Path:
     renderer = loaded.renderer_config(num_samples=cfg.render.num_samples)
     rays_per_chunk = cfg.render.rays_per_chunk or max(1, renderer.chunk_points // renderer.num_samples)
     settings = FrameSettings(renderer, cfg.depth.d_min, cfg.depth.d_max, cfg.pitch_deg, cfg.nvs.layout, rays_per_chunk,
-                             cfg.output.labels)
+                             cfg.output.labels, loaded.ray_positions)
+    if loaded.ray_positions != "centres":
+        log.info("imported original model: rays cast the original way (ray_positions=%s)", loaded.ray_positions)
     out = Path(cfg.output.dir) / cfg.mode / checkpoint_name(loaded.checkpoint)
     return RUNNERS[cfg.mode](cfg, loaded, settings, out)
 

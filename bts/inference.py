@@ -25,6 +25,7 @@ from bts.fields import EncodedViews
 from bts.models.factory import build_model
 from bts.models.mvbts import MVBTSModel
 from bts.models.views import view_subset
+from bts.rendering.pixels import RAY_POSITIONS
 from bts.rendering.renderer import RendererConfig
 
 DEFAULT_IMAGE_SIZE = (192, 640)
@@ -66,6 +67,22 @@ class LoadedModel:
     def description(self) -> str:
         """How the model is named in tables: ``bts``, ``kdbts`` or ``mvbts[stereo_temporal]``."""
         return f"mvbts[{self.view_subset}]" if self.kind == "mvbts" else self.kind
+
+    @property
+    def conventions(self) -> dict[str, str]:
+        """The conventions an imported original model was used with (``config.imported.conventions``: intrinsics,
+        rays, depth samples); empty for a model of this project."""
+        return dict((self.model_config.get("imported") or {}).get("conventions") or {})
+
+    @property
+    def ray_positions(self) -> str:
+        """Where this model's rendered rays pass through a pixel: ``centres`` (the project's models), or the
+        convention recorded for an imported original model (``align_corners``: the original's ``linspace(-1, 1)``)."""
+        rays = self.conventions.get("rays", "centres")
+        if rays not in RAY_POSITIONS:
+            raise ValueError(f"{self.checkpoint}: config.imported.conventions.rays must be one of {RAY_POSITIONS}, "
+                             f"got {rays!r}")
+        return rays
 
     def training_image_size(self) -> tuple[int, int] | None:
         """The (H, W) the model was trained at, when the run's config is known."""

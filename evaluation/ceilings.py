@@ -41,7 +41,7 @@ from torch import Tensor
 from bts.rendering.compositing import distance_to_depth
 from bts.rendering.rays import image_rays
 from evaluation.lidar_occupancy import transform
-from evaluation.protocols import RAY_TOLERANCE, first_hits
+from evaluation.protocols import RAY_TOLERANCE, DepthMap, first_hits
 
 CEILINGS = ("exact_behind",)
 
@@ -113,7 +113,7 @@ class ExactScenes:
 
 
 def frame_ceiling(protocol, frame, margin: float | None, scenes: ExactScenes,
-                  need_depth: bool = True) -> tuple[Bool[Tensor, "P"], Tensor | None]:
+                  need_depth: bool = True) -> tuple[Bool[Tensor, "P"], DepthMap | None]:
     """The ceiling at the protocol's query points of one evaluated frame (the points exactly as the ``exact``
     protocol places them) and, with ``need_depth``, the exact z-depth of the input view at its input size."""
     scene = scenes.get(frame.dataset.layout.root, frame.sequence)
@@ -125,5 +125,5 @@ def frame_ceiling(protocol, frame, margin: float | None, scenes: ExactScenes,
     if need_depth:
         h, w = frame.item["images"].shape[-2:]
         c2w = world_from_view0 @ frame.item["cam_to_world"][0].double()
-        depth = exact_depth_map(scene, frame.item["intrinsics"][0], c2w, h, w)
+        depth = DepthMap(exact_depth_map(scene, frame.item["intrinsics"][0], c2w, h, w), "centres")
     return occupied, depth

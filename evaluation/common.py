@@ -48,7 +48,7 @@ def data_config(cfg: DictConfig, loaded: LoadedModel) -> tuple[DictConfig, str]:
         data, source = OmegaConf.create(loaded.run_config["data"]), "the training run"
     else:
         data, source = OmegaConf.load(CONFIGS / "data" / "kitti_360.yaml"), "configs/data/kitti_360.yaml"
-    conventions = (loaded.model_config.get("imported") or {}).get("conventions") or {}
+    conventions = loaded.conventions
     if conventions.get("intrinsics") == "corner" and data.get("name") in ("kitti_360", "synthetic"):
         data = OmegaConf.create(OmegaConf.to_container(data, resolve=False))
         data.pixel_convention = "corner"

@@ -67,14 +67,15 @@ class DepthData:
 @torch.no_grad()
 def predict_depth(loaded: LoadedModel, item: dict[str, Any], renderer: RendererConfig, *, jitter: bool = False,
                   seed: int = 0, rays_per_chunk: int = 4096) -> Float[Tensor, "H W"]:
-    """Rendered z-depth of every pixel of the item's input view (view 0) at the item's image size, on the CPU."""
+    """Rendered z-depth of every pixel of the item's input view (view 0) at the item's image size, on the CPU (rays
+    cast the model's way: :attr:`~bts.inference.LoadedModel.ray_positions`)."""
     images, intr, c2w = item["images"][None], item["intrinsics"][None], item["cam_to_world"][None]
     encoded = loaded.encode(images, intr, c2w)
     dev = loaded.device
     h, w = images.shape[-2:]
     with seeded(seed, dev):
         depth = render_depth(loaded.density_fn(encoded), intr[:, 0].to(dev), c2w[:, 0].to(dev), h, w, renderer,
-                             jitter=jitter, rays_per_chunk=rays_per_chunk)
+                             jitter=jitter, rays_per_chunk=rays_per_chunk, ray_positions=loaded.ray_positions)
     return depth[0].cpu()
 
 

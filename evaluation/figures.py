@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from torch import Tensor
 
-from evaluation.protocols import Frame, OccupancyProtocol
+from evaluation.protocols import DepthMap, Frame, OccupancyProtocol
 
 EMPTY, OCCUPIED, HIDDEN, VISIBLE = (0.92, 0.92, 0.92), (0.16, 0.16, 0.16), (0.47, 0.63, 0.86), (0.98, 0.85, 0.55)
 
@@ -37,7 +37,7 @@ def _classes(occupied: np.ndarray, hidden: np.ndarray | None, visible_tint: bool
 
 
 def occupancy_figure(protocol: OccupancyProtocol, gt: dict[str, Tensor], pred_occupied: Tensor,
-                     depth: Tensor | None, frame: Frame, path: Path, sigma: Tensor | None = None,
+                     depth: DepthMap | None, frame: Frame, path: Path, sigma: Tensor | None = None,
                      title: str | None = None) -> Path:
     """Write the figure of one frame to ``path`` (PNG). Ground truth and visibility are the exact ones for the
     ``exact`` protocol, the lidar-built ones otherwise; ``sigma`` (the predicted density per point) adds the density

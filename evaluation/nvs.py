@@ -48,7 +48,8 @@ NVS_METRICS = ("psnr", "ssim", "lpips")
 def render_novel_view(loaded: LoadedModel, item: dict[str, Any], target: int, renderer: RendererConfig, *,
                       jitter: bool = False, seed: int = 0, rays_per_chunk: int = 4096) -> Float[Tensor, "3 H W"]:
     """The image of view ``target`` rendered from the model's density with colours read from view 0 only, in
-    ``[0, 1]`` at the item's image size, on the CPU."""
+    ``[0, 1]`` at the item's image size, on the CPU; rays cast the model's way (through pixel centres, or the
+    original's positions for an imported model)."""
     images, intr, c2w = item["images"][None], item["intrinsics"][None], item["cam_to_world"][None]
     encoded = loaded.encode(images, intr, c2w)
     density_fn = loaded.density_fn(encoded)
@@ -56,7 +57,7 @@ def render_novel_view(loaded: LoadedModel, item: dict[str, Any], target: int, re
     h, w = images.shape[-2:]
     source = ((images[:, :1] + 1.0) / 2.0).to(dev)
     source_intr, source_c2w = intr[:, :1].to(dev), c2w[:, :1].to(dev)
-    rays = image_rays(intr[:, target].to(dev), c2w[:, target].to(dev), h, w)
+    rays = image_rays(intr[:, target].to(dev), c2w[:, target].to(dev), h, w, ray_positions=loaded.ray_positions)
     colours = []
     with seeded(seed, dev):
         for start in range(0, rays.origins.shape[1], rays_per_chunk):

@@ -58,7 +58,7 @@ from evaluation.ceilings import CEILINGS, ExactScenes, check_margin, frame_ceili
 from evaluation.common import (data_config, frame_indices, frame_selection, input_size, model_views,  # noqa: E402
                                select_device, with_frames)
 from evaluation.gt_cache import GroundTruthCache  # noqa: E402
-from evaluation.protocols import Frame, OccupancyProtocol, build_protocol, visible_from_depth  # noqa: E402
+from evaluation.protocols import DepthMap, Frame, OccupancyProtocol, build_protocol, visible_from_depth  # noqa: E402
 
 log = logging.getLogger("evaluation.occupancy")
 
@@ -147,10 +147,11 @@ def check_prediction(prediction: str, margin=None) -> float | None:
 @torch.no_grad()
 def predict(loaded: LoadedModel, protocol: OccupancyProtocol, frame: Frame, prediction: str,
             chunk_points: int, margin: float | None = None, scenes: ExactScenes | None = None
-            ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+            ) -> tuple[torch.Tensor, DepthMap | None, torch.Tensor | None]:
     """The model's occupancy at the protocol's points, (when the protocol needs it) its depth map, and (for
     ``prediction=density``) the densities the occupancy was thresholded from. A ceiling (``exact_behind``) comes
-    from the exact scene instead of the model, with the exact depth as the depth map."""
+    from the exact scene instead of the model, with the exact depth as the depth map. The depth map is rendered with
+    the model's ray convention (:attr:`~bts.inference.LoadedModel.ray_positions`) and read back with it."""
     if prediction in CEILINGS:
         occupied, depth = frame_ceiling(protocol, frame, margin, scenes or ExactScenes(f"prediction={prediction}"),
                                         need_depth=protocol.needs_model_depth)
@@ -167,9 +168,10 @@ def predict(loaded: LoadedModel, protocol: OccupancyProtocol, frame: Frame, pred
         renderer = loaded.renderer_config(chunk_points=chunk_points)
         with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
             torch.manual_seed(p.jitter_seed)
-            depth = render_depth(density_fn, intr[:, 0].to(dev), c2w[:, 0].to(dev), h, w, renderer,
-                                 jitter=p.depth_jitter)[0].cpu()
-    points = protocol.points_cam()
+            depth = DepthMap(render_depth(density_fn, intr[:, 0].to(dev), c2w[:, 0].to(dev), h, w, renderer,
+                                          jitter=p.depth_jitter, ray_positions=loaded.ray_positions)[0].cpu(),
+                             loaded.ray_positions)
+    points = protocol.points_cam(frame)
     sigma = None
     if prediction == "density":
         sigma, _ = query_density(density_fn, points[None].to(dev), chunk_points)
@@ -178,7 +180,7 @@ def predict(loaded: LoadedModel, protocol: OccupancyProtocol, frame: Frame, pred
     elif prediction == "empty":
         occupied = torch.zeros(len(points), dtype=torch.bool)
     else:  # behind_depth: everything behind the model's depth is occupied
-        occupied = ~visible_from_depth(points, depth, item["intrinsics"][0], p.depth_lookup_align_corners)
+        occupied = ~visible_from_depth(points, depth, item["intrinsics"][0])
     return occupied, depth, sigma
 
 
@@ -268,6 +270,10 @@ def run(cfg: DictConfig, out_dir: Path) -> OccupancyResult:
     data = with_frames(data, frame_selection(model_views(loaded), need_stereo=False),
                        input_size(cfg.image_size, loaded, data))
     log.info("data from %s: %s", source, data.get("name"))
+    log.info("protocol %s, %s", protocol.name, protocol.describe_numerics())
+    if loaded.ray_positions != "centres":
+        log.info("imported original model: depth rendered and looked up the original way (ray_positions=%s)",
+                 loaded.ray_positions)
     dataset = build_dataset(OmegaConf.merge({"paths": cfg.paths}, {"data": data}).data, cfg.paths, cfg.split)
     cache_root = cfg.cache_dir
     if cache_root is None:

@@ -10,6 +10,11 @@ protocol (for example the deferred ``kyn``) is one more class registered in :dat
   casting in the exact scene (the same occluded set for every method); also reports the ``bts`` numbers of the same
   model and how often the lidar-built ground truth disagrees with the exact one.
 
+The model's own depth image (visibility) is read back the way its rays were cast (:class:`DepthMap`: pixel centres
+for this project's models, the original's ``linspace(-1, 1)`` for imported ones). ``numerics=original`` builds the
+levelled frame and the lidar chain in the original evaluator's float32 (:func:`original_chain_float32`); the default
+``float64`` builds them relative to the input view. Both are printed with the results.
+
 Ground truth that does not depend on the model (:meth:`OccupancyProtocol.ground_truth`) is what the cache stores.
 """
 
@@ -29,6 +34,7 @@ from jaxtyping import Bool, Float
 from torch import Tensor
 
 from bts.errors import UserError
+from bts.rendering.pixels import check_ray_positions
 from datasets.kitti_360.dataset import Kitti360Dataset
 from datasets.kitti_360.layout import read_velodyne
 from evaluation.lidar_occupancy import (level_transform, lidar_votes, polar_profile, query_grid, slice_mask, transform,
@@ -80,7 +86,11 @@ class GridParams:
     sigma_threshold: float = 0.5    # predicted occupied <=> sigma > threshold
     depth_jitter: bool = True       # the model's depth for visibility: jittered samples (the original) or midpoints
     jitter_seed: int = 0
-    depth_lookup_align_corners: bool = True  # nearest lookup of the model's depth, as the original
+    numerics: str = "float64"       # float64, or original: the original evaluator's float32 chain (NUMERICS)
+
+    def __post_init__(self):
+        if self.numerics not in NUMERICS:
+            raise ValueError(f"protocol.numerics must be one of {sorted(NUMERICS)}, got {self.numerics!r}")
 
 
 @dataclass
@@ -99,9 +109,25 @@ class ExactParams(BtsParams):
     depth_jitter: bool = False      # the exact protocol's own numbers do not use the model's depth
 
 
+NUMERICS = {
+    "float64": "the levelled frame, the lidar chain and the query points in float64 (the project's default)",
+    "original": "the original evaluator's float32 chain: poses read as float32, the levelled frame inverted from the "
+                "absolute float32 pose (world coordinates of a few km, errors up to ~2e-4 m), lidar profiles and "
+                "votes in float32, the query points through that frame",
+}
+REMOVED_KEYS = {
+    "depth_lookup_align_corners": "the lookup of the model's depth now follows the convention its rays were rendered "
+                                  "with (pixel centres for this project's models, align_corners for imported original "
+                                  "models), so render and lookup cannot disagree",
+}
+
+
 def make_params(cls: type, values: dict[str, Any], where: str):
     """A parameter dataclass from a config mapping; an unknown key is an error naming it and the known ones."""
     known = {f.name for f in dataclasses.fields(cls)}
+    removed = sorted(set(values) & set(REMOVED_KEYS))
+    if removed:
+        raise ValueError(f"{where}: {removed[0]!r} was removed: {REMOVED_KEYS[removed[0]]}")
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"unknown key(s) {unknown} in {where}; known: {sorted(known)}")
@@ -109,13 +135,30 @@ def make_params(cls: type, values: dict[str, Any], where: str):
     return cls(**kwargs)
 
 
-def visible_from_depth(points_cam: Float[Tensor, "P 3"], depth: Float[Tensor, "H W"],
-                       intrinsics: Float[Tensor, "3 3"], align_corners: bool) -> Bool[Tensor, "P"]:
-    """Points in front of a depth map: ``z <= depth`` at the point's pixel (nearest lookup, border padding)."""
+@dataclass(frozen=True)
+class DepthMap:
+    """A z-depth image of the input view and where its rays passed (``centres`` or ``align_corners``,
+    :data:`bts.rendering.pixels.RAY_POSITIONS`): the lookup of :func:`visible_from_depth` follows it, so a depth map
+    is always read the way it was rendered."""
+
+    values: Float[Tensor, "H W"]
+    ray_positions: str = "centres"
+
+    def __post_init__(self):
+        check_ray_positions(self.ray_positions)
+
+
+def visible_from_depth(points_cam: Float[Tensor, "P 3"], depth: DepthMap,
+                       intrinsics: Float[Tensor, "3 3"]) -> Bool[Tensor, "P"]:
+    """Points in front of a depth map: ``z <= depth`` at the point's pixel (nearest lookup, border padding).
+
+    The pixel is the one whose ray passes nearest to the point's projection: with rays through the pixel centres
+    the ``align_corners=False`` lookup, with the original's ``linspace(-1, 1)`` rays the ``align_corners=True`` one
+    (the original evaluator's render and lookup)."""
     z = points_cam[:, 2]
-    uv = (points_cam @ intrinsics.T)[:, :2] / z.clamp(min=1e-6)[:, None]
-    looked = F.grid_sample(depth[None, None].float(), uv[None, None].float(), mode="nearest", padding_mode="border",
-                           align_corners=align_corners).view(-1)
+    uv = (points_cam @ intrinsics.to(points_cam.dtype).T)[:, :2] / z.clamp(min=1e-6)[:, None]
+    looked = F.grid_sample(depth.values[None, None].float(), uv[None, None].float(), mode="nearest",
+                           padding_mode="border", align_corners=depth.ray_positions == "align_corners").view(-1)
     return z <= looked
 
 
@@ -143,6 +186,52 @@ def exact_truth(scene, world_from_level: Float[Tensor, "4 4"], points_level: Flo
     return occupied, (hit >= distance - RAY_TOLERANCE) & ~occupied
 
 
+ORIGINAL_LEVEL_DIGITS = 7  # the original's levelling matrix is written with 7 decimals (0.9961947, 0.0871557)
+
+
+def original_level_float32(pitch_deg: float) -> Float[Tensor, "4 4"]:
+    """``R_x(-pitch)`` as the original evaluator writes it: cosine and sine rounded to 7 decimals, float32."""
+    c = round(math.cos(math.radians(pitch_deg)), ORIGINAL_LEVEL_DIGITS)
+    s = round(math.sin(math.radians(pitch_deg)), ORIGINAL_LEVEL_DIGITS)
+    return torch.tensor([[1.0, 0.0, 0.0, 0.0], [0.0, c, s, 0.0], [0.0, -s, c, 0.0], [0.0, 0.0, 0.0, 1.0]],
+                        dtype=torch.float32)
+
+
+def original_chain_float32(frame: Frame, pitch_deg: float, rows: range | list[int]
+                           ) -> tuple[Float[Tensor, "4 4"], Float[Tensor, "S 4 4"]]:
+    """The levelled frame as the original evaluator builds it, in float32 (``protocol.numerics=original``).
+
+    The original reads the poses as float32 and chains the calibration in float32 (rectified camera to pose
+    ``T_cam_to_pose @ inv(R_rect)``, velodyne to pose ``T_rect_00_to_pose @ R_rect_00 @ inv(T_cam0_to_velo)``), inverts
+    the *absolute* float32 camera-to-world pose of the input view (KITTI-360 world coordinates are a few km, so the
+    product ``level <- world <- camera`` is the levelling rotation only up to ~1e-4 m) and puts every lidar scan
+    into that frame with float32 products. Returns ``level <- input camera`` (the original's ``poses[0, 0]``) and
+    ``level <- lidar`` of each row in ``rows``.
+    """
+    ds, seq = frame.dataset, frame.sequence
+    calib = ds.calibration
+    f32 = np.float32
+
+    def rect_to_pose(camera: str) -> np.ndarray:
+        r = np.eye(4, dtype=f32)
+        r[:3, :3] = calib.r_rect[camera].astype(f32)
+        return calib.cam_to_pose[camera].astype(f32) @ np.linalg.inv(r)
+
+    camera = f"image_0{int(frame.item['cameras'][0])}"
+    if camera not in calib.r_rect:
+        raise ValueError(f"{frame.name}: protocol.numerics=original needs a perspective input view, got {camera}")
+    r00 = np.eye(4, dtype=f32)
+    r00[:3, :3] = calib.r_rect["image_00"].astype(f32)
+    velo_to_pose = torch.from_numpy(rect_to_pose("image_00") @ (r00 @ np.linalg.inv(calib.cam_to_velo.astype(f32))))
+    pose_to_world = ds.poses[seq].pose_to_world
+    cam_to_world = torch.from_numpy(pose_to_world[frame.row].astype(f32) @ rect_to_pose(camera))
+    level_from_world = original_level_float32(pitch_deg) @ torch.linalg.inv(cam_to_world)
+    level_from_lidar = [level_from_world @ torch.from_numpy(pose_to_world[r].astype(f32)) @ velo_to_pose
+                        for r in rows]
+    lidar = torch.stack(level_from_lidar) if level_from_lidar else torch.empty(0, 4, 4)
+    return level_from_world @ cam_to_world, lidar
+
+
 class OccupancyProtocol(ABC):
     """A named protocol with its parameters; see the module docstring."""
 
@@ -161,8 +250,19 @@ class OccupancyProtocol(ABC):
         """Name and every parameter: printed beside the numbers and part of the cache key."""
         return {"protocol": self.name, **dataclasses.asdict(self.params)}
 
-    def points_cam(self) -> Float[Tensor, "P 3"]:
-        """The query points in the input camera's frame (the frame the model's ``cam_to_world`` of view 0 is)."""
+    def describe_numerics(self) -> str:
+        return f"numerics={self.params.numerics}: {NUMERICS[self.params.numerics]}"
+
+    def points_cam(self, frame: Frame | None = None) -> Float[Tensor, "P 3"]:
+        """The query points in the input camera's frame (the frame the model's ``cam_to_world`` of view 0 is): the
+        exact levelling in float64, or (``numerics=original``) through the frame's float32 chain, where the original
+        evaluator's network sees them."""
+        if self.params.numerics == "original":
+            if frame is None:
+                raise ValueError("protocol.numerics=original places the query points through each frame's float32 "
+                                 "pose: pass the frame")
+            level_from_cam, _ = original_chain_float32(frame, self.params.pitch_deg, [])
+            return transform(torch.linalg.inv(level_from_cam), self.points_level.float())
         return transform(self.cam_from_level, self.points_level.double()).float()
 
     @abstractmethod
@@ -174,7 +274,7 @@ class OccupancyProtocol(ABC):
         """The model-independent ground truth of one frame (cached)."""
 
     @abstractmethod
-    def score(self, gt: dict[str, Tensor], pred_occupied: Bool[Tensor, "P"], depth: Tensor | None,
+    def score(self, gt: dict[str, Tensor], pred_occupied: Bool[Tensor, "P"], depth: DepthMap | None,
               frame: Frame) -> dict[str, dict[str, float]]:
         """Metric groups of one frame, e.g. ``{"bts": {...}}``."""
 
@@ -201,25 +301,28 @@ class BtsProtocol(OccupancyProtocol):
         if len(rows) < p.min_scans:
             raise ValueError(f"{frame.name}: {len(rows)} lidar scans left in the sequence, the protocol needs "
                              f"at least min_scans={p.min_scans}")
-        level_from_world = self.level_from_cam @ torch.linalg.inv(frame.item["world_from_view0"].double())
-        velo_to_pose = torch.from_numpy(np.asarray(ds.velo_to_pose, dtype=np.float64))
-        level_from_lidar = torch.stack([level_from_world @ torch.from_numpy(poses.pose_to_world[r]).double()
-                                        @ velo_to_pose for r in rows])
+        if p.numerics == "original":
+            _, level_from_lidar = original_chain_float32(frame, p.pitch_deg, rows)
+        else:
+            level_from_world = self.level_from_cam @ torch.linalg.inv(frame.item["world_from_view0"].double())
+            velo_to_pose = torch.from_numpy(np.asarray(ds.velo_to_pose, dtype=np.float64))
+            level_from_lidar = torch.stack([level_from_world @ torch.from_numpy(poses.pose_to_world[r]).double()
+                                            @ velo_to_pose for r in rows])
+        dtype = level_from_lidar.dtype
         far = math.hypot(p.z_range[0], p.x_range[0])  # the original's √(z_far² + x_min²)
         profiles = []
         for r, t in zip(rows, level_from_lidar):
             scan = torch.from_numpy(read_velodyne(ds.layout.velodyne_file(seq, int(poses.frame_ids[r])))[:, :3])
-            scan = scan.double()
+            scan = scan.to(dtype)
             keep = slice_mask(transform(t, scan), p.y_range, far)
             profiles.append(polar_profile(scan[keep, :2], p.num_bins))
-        votes = lidar_votes(self.points_level.double(), torch.stack(profiles), torch.linalg.inv(level_from_lidar),
+        votes = lidar_votes(self.points_level.to(dtype), torch.stack(profiles), torch.linalg.inv(level_from_lidar),
                             p.min_distance, p.homogeneous_norm)
         return {"occupied": vote_threshold(votes.sum(0), len(rows)), "visible_first_scan": ~votes[0],
                 "num_scans": torch.tensor(len(rows))}
 
-    def bts_metrics(self, gt: dict[str, Tensor], pred_occupied: Tensor, depth: Tensor, frame: Frame):
-        visible_pred = visible_from_depth(self.points_cam(), depth, frame.item["intrinsics"][0],
-                                          self.params.depth_lookup_align_corners)
+    def bts_metrics(self, gt: dict[str, Tensor], pred_occupied: Tensor, depth: DepthMap, frame: Frame):
+        visible_pred = visible_from_depth(self.points_cam(frame), depth, frame.item["intrinsics"][0])
         visible = gt["visible_first_scan"] | visible_pred
         occupied = gt["occupied"] & ~visible
         return occupancy_metrics(pred_occupied, occupied, visible), occupied, visible

@@ -110,19 +110,30 @@ def make_patches(
     ``ray_positions``: ``centres`` (the project's) puts each ray through its pixel's centre; ``align_corners`` at
     the original's ``u = 2x / (W - 1) - 1``, ``v = 2y / (H - 1) - 1`` (see the module docstring).
     """
-    if ray_positions not in RAY_POSITIONS:
-        raise ValueError(f"ray_positions must be one of {RAY_POSITIONS}, got {ray_positions!r}")
+    check_ray_positions(ray_positions)
     frame, top, left = frame.to(device), top.to(device), left.to(device)
     shape = frame.shape
     offsets = torch.arange(patch_size, device=device)
     rows = (top[..., None, None] + offsets[:, None]).expand(*shape, patch_size, patch_size)
     cols = (left[..., None, None] + offsets[None, :]).expand(*shape, patch_size, patch_size)
     pixels = torch.stack([cols, rows], dim=-1).reshape(*shape, patch_size * patch_size, 2).float()
-    if ray_positions == "centres":
-        uv = pixels_to_normalized(pixels, width, height)
-    else:
-        uv = 2.0 * pixels / pixels.new_tensor([width - 1, height - 1]) - 1.0
+    uv = pixel_uv(pixels, width, height, ray_positions)
     return PatchBatch(frame=frame, top=top, left=left, pixels=pixels, uv=uv, patch_size=patch_size)
+
+
+def check_ray_positions(ray_positions: str) -> str:
+    if ray_positions not in RAY_POSITIONS:
+        raise ValueError(f"ray_positions must be one of {RAY_POSITIONS}, got {ray_positions!r}")
+    return ray_positions
+
+
+def pixel_uv(pixels: Float[Tensor, "... 2"], width: int, height: int, ray_positions: str = "centres"
+             ) -> Float[Tensor, "... 2"]:
+    """Normalised ``(u, v)`` where the rays of integer pixels ``(x, y)`` pass: ``centres``: ``u = (2x + 1) / W - 1``;
+    ``align_corners``: ``u = 2x / (W - 1) - 1`` (the original's ``linspace(-1, 1, W)``); see the module docstring."""
+    if check_ray_positions(ray_positions) == "centres":
+        return pixels_to_normalized(pixels, width, height)
+    return 2.0 * pixels / pixels.new_tensor([max(width - 1, 1), max(height - 1, 1)]) - 1.0
 
 
 def check_patches(frame: Tensor, top: Tensor, left: Tensor, patch_size: int, height: int, width: int,
@@ -161,6 +172,12 @@ def to_patches(values: Float[Tensor, "*batch P S C"], patch_size: int) -> Float[
     return values.reshape(*batch, p, patch_size, patch_size, c).movedim(-1, -3)
 
 
-def image_uv(height: int, width: int, dtype=torch.float32, device=None) -> Float[Tensor, "HW 2"]:
-    """Normalised pixel-centre coordinates of a whole image, row-major: the rays of a full render."""
-    return pixel_grid(height, width, dtype=dtype, device=device).reshape(height * width, 2)
+def image_uv(height: int, width: int, dtype=torch.float32, device=None, *, ray_positions: str = "centres"
+             ) -> Float[Tensor, "HW 2"]:
+    """Normalised coordinates of every pixel's ray, row-major: the rays of a full render, through the pixel centres
+    (``centres``) or at the original's ``linspace(-1, 1)`` positions (``align_corners``, for imported models)."""
+    if check_ray_positions(ray_positions) == "centres":
+        return pixel_grid(height, width, dtype=dtype, device=device).reshape(height * width, 2)
+    v, u = torch.meshgrid(torch.arange(height, dtype=dtype, device=device),
+                          torch.arange(width, dtype=dtype, device=device), indexing="ij")
+    return pixel_uv(torch.stack([u, v], dim=-1).reshape(height * width, 2), width, height, ray_positions)

@@ -67,9 +67,12 @@ def patch_rays(
 
 
 def image_rays(
-    intrinsics: Float[Tensor, "B 3 3"], cam_to_world: Float[Tensor, "B 4 4"], height: int, width: int
+    intrinsics: Float[Tensor, "B 3 3"], cam_to_world: Float[Tensor, "B 4 4"], height: int, width: int,
+    *, ray_positions: str = "centres",
 ) -> Rays:
-    """Rays through every pixel centre of a pinhole image, row-major, ``[B, H * W, 3]`` (for evaluation)."""
-    uv = image_uv(height, width, dtype=intrinsics.dtype, device=intrinsics.device)
+    """Rays through every pixel of a pinhole image, row-major, ``[B, H * W, 3]`` (for evaluation): through the pixel
+    centres, or with ``ray_positions="align_corners"`` where the original code cast them
+    (:func:`bts.rendering.pixels.image_uv`)."""
+    uv = image_uv(height, width, dtype=intrinsics.dtype, device=intrinsics.device, ray_positions=ray_positions)
     uv = uv.expand(intrinsics.shape[0], -1, -1)
     return Rays(*camera_rays(PinholeCamera(intrinsics), uv, cam_to_world))

@@ -79,9 +79,10 @@ def render_colours(render: RenderOutput, colours: Float[Tensor, "B F N 3"]) -> F
 
 def render_depth(density_fn: DensityFn, intrinsics: Float[Tensor, "B 3 3"], cam_to_world: Float[Tensor, "B 4 4"],
                  height: int, width: int, config: RendererConfig, *, jitter: bool = False,
-                 rays_per_chunk: int = 4096) -> Float[Tensor, "B H W"]:
-    """Rendered z-depth of every pixel of a pinhole view (deterministic midpoint samples unless ``jitter``)."""
-    rays = image_rays(intrinsics, cam_to_world, height, width)
+                 rays_per_chunk: int = 4096, ray_positions: str = "centres") -> Float[Tensor, "B H W"]:
+    """Rendered z-depth of every pixel of a pinhole view (deterministic midpoint samples unless ``jitter``), with
+    the rays through the pixel centres or, ``ray_positions="align_corners"``, where the original cast them."""
+    rays = image_rays(intrinsics, cam_to_world, height, width, ray_positions=ray_positions)
     cam_dirs = rays.directions @ cam_to_world[:, :3, :3]  # back to the camera frame (row vectors: R^T d)
     distances = []
     for start in range(0, rays.origins.shape[1], rays_per_chunk):

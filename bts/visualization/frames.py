@@ -21,6 +21,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from bts.export.grid import levelled_to_camera
+from bts.rendering.pixels import check_ray_positions
 from bts.rendering.renderer import DensityFn, RendererConfig
 from bts.visualization.bev import BevGrid, bev_profile, colorize_profile
 from bts.visualization.colormap import colorize_depth
@@ -75,11 +76,13 @@ class FrameSettings:
     layout: str = "vertical"  # how nvs stacks colour and depth
     rays_per_chunk: int = 4096
     labels: bool = False  # small captions on every part of a frame (render_novel_view.py: output.labels)
+    ray_positions: str = "centres"  # where the rays pass: pixel centres, or the original's align_corners (imported)
 
     def caption(self, image: Tensor, text: str) -> Tensor:
         return label(image, text) if self.labels else image
 
     def __post_init__(self):
+        check_ray_positions(self.ray_positions)
         if self.layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {LAYOUTS}, got {self.layout!r}")
         if not 0 < self.d_min < self.d_max:
@@ -121,7 +124,7 @@ def nvs_frames(model: SceneModel, view: InputView, poses: np.ndarray, s: FrameSe
     for pose in poses:
         c2w = c2w0 @ torch.as_tensor(pose, dtype=c2w0.dtype, device=c2w0.device)
         out = render_view(density_fn, view.intrinsics[0], c2w, h, w, s.renderer, view.colour_source(),
-                          s.rays_per_chunk)
+                          s.rays_per_chunk, s.ray_positions)
         yield _stack(s.caption(out.rgb, "novel view (colours of the input)"),
                      s.caption(colorize_depth(out.depth, s.d_min, s.d_max), _depth_caption(s.d_min, s.d_max)), s.layout)
 
@@ -131,7 +134,7 @@ def depth_and_profile(model: SceneModel, view: InputView, s: FrameSettings, bev:
     density_fn = encode_view(model, view)
     h, w = view.size
     depth = render_view(density_fn, view.intrinsics[0], view.cam_to_world[0], h, w, s.renderer,
-                        rays_per_chunk=s.rays_per_chunk).depth
+                        rays_per_chunk=s.rays_per_chunk, ray_positions=s.ray_positions).depth
     left = vstack(s.caption(view.rgb(), "input"),
                   s.caption(colorize_depth(depth, s.d_min, s.d_max), _depth_caption(s.d_min, s.d_max)))
     if bev is None:
@@ -168,7 +171,8 @@ def transition_frames(model: SceneModel, view: InputView, s: FrameSettings, t: T
         pose = transition_pose(float(p), t.pitch_deg, t.height, t.distance)
         c2w = c2w0 @ torch.as_tensor(pose, dtype=c2w0.dtype, device=c2w0.device)
         config = replace(s.renderer, near=float(near), far=float(far))
-        depth = render_view(density_fn, intrinsics, c2w, h, width, config, rays_per_chunk=s.rays_per_chunk).depth
+        depth = render_view(density_fn, intrinsics, c2w, h, width, config, rays_per_chunk=s.rays_per_chunk,
+                            ray_positions=s.ray_positions).depth
         previous, frame = p, pad_centred(s.caption(colorize_depth(depth, near, far), f"depth {near:.0f}-{far:.0f} m"),
                                          w)
         yield frame

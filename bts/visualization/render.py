@@ -36,10 +36,11 @@ class ViewRender:
     rgb: Float[Tensor, "3 H W"] | None  # in [0, 1], when a colour source was given
 
 
-def zdepth_rays(intrinsics: Float[Tensor, "3 3"], cam_to_world: Float[Tensor, "4 4"], height: int, width: int
-                ) -> Rays:
-    """Rays through the pixel centres of an ``height x width`` view with ``z = 1`` camera-frame directions."""
-    uv = image_uv(height, width, dtype=intrinsics.dtype, device=intrinsics.device)
+def zdepth_rays(intrinsics: Float[Tensor, "3 3"], cam_to_world: Float[Tensor, "4 4"], height: int, width: int,
+                ray_positions: str = "centres") -> Rays:
+    """Rays through the pixels of an ``height x width`` view with ``z = 1`` camera-frame directions (through the
+    pixel centres, or the original's ``align_corners`` positions)."""
+    uv = image_uv(height, width, dtype=intrinsics.dtype, device=intrinsics.device, ray_positions=ray_positions)
     origins, directions, valid = camera_rays(PinholeCamera(intrinsics[None]), uv[None], cam_to_world[None],
                                              normalize=False)
     return Rays(origins, directions, valid)
@@ -48,10 +49,10 @@ def zdepth_rays(intrinsics: Float[Tensor, "3 3"], cam_to_world: Float[Tensor, "4
 @torch.no_grad()
 def render_view(density_fn: DensityFn, intrinsics: Float[Tensor, "3 3"], cam_to_world: Float[Tensor, "4 4"],
                 height: int, width: int, config: RendererConfig, colour: ColourSource | None = None,
-                rays_per_chunk: int = 4096) -> ViewRender:
+                rays_per_chunk: int = 4096, ray_positions: str = "centres") -> ViewRender:
     """Render the z-depth (and, with ``colour``, the RGB of its first frame) of one pinhole view, with stratum
-    midpoints (deterministic)."""
-    rays = zdepth_rays(intrinsics, cam_to_world, height, width)
+    midpoints (deterministic); ``ray_positions`` as in :func:`zdepth_rays`."""
+    rays = zdepth_rays(intrinsics, cam_to_world, height, width, ray_positions)
     depths, colours = [], []
     for start in range(0, height * width, rays_per_chunk):
         part = slice(start, start + rays_per_chunk)

@@ -199,7 +199,7 @@ def test_exact_depth_is_the_generators_depth(synthetic_root):
     assert torch.allclose(depth[finite], written[finite], atol=1e-3, rtol=0)
     # frame_ceiling hands that depth (at the model's input size) to the protocol.
     _, at_input = frame_ceiling(build_protocol("bts"), Frame(ds, 1, item), None, ExactScenes())
-    assert torch.equal(at_input, depth)
+    assert at_input.ray_positions == "centres" and torch.equal(at_input.values, depth)
 
 
 def test_ceilings_need_the_exact_scene(synthetic_root, tmp_path):

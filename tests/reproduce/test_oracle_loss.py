@@ -1,0 +1,67 @@
+"""The oracle-loss diagnostic (scripts/oracle_loss.py): the training objective scored on exact density fields."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from scripts import oracle_loss
+
+
+def _cfg(root):
+    cfg = oracle_loss.compose_config(["preset=debug", f"data.root={root}", "data.image_size=[32,120]",
+                                      "loss.rays_per_element=64", "renderer.num_samples=24"])
+    cfg["data"]["num_workers"] = 0
+    return cfg
+
+
+def test_oracle_fields_agree_where_the_input_view_sees_and_differ_behind(synthetic_root):
+    cfg = _cfg(synthetic_root)
+    summary = oracle_loss.score(cfg, ["truth", "shadow", "thin"], batches=2, seed=0, thin_m=0.3, log=lambda s: None)
+    again = oracle_loss.score(cfg, ["truth"], batches=2, seed=0, thin_m=0.3, log=lambda s: None)
+    fields = summary["fields"]
+    # Same batches and draws: the truth scores the same every time, and the paired differences are those of the
+    # per-field means.
+    assert fields["truth"]["mean"] == again["fields"]["truth"]["mean"]
+    for name in ("shadow", "thin"):
+        diff = fields[name]["minus_truth"]["total"]["mean"]
+        assert diff == pytest.approx(fields[name]["mean"]["total"] - fields["truth"]["mean"]["total"], abs=1e-9)
+    # The fields are different scenes behind the surfaces, so at least one of them changes the loss.
+    assert any(fields[n]["minus_truth"]["total"]["mean"] != 0.0 for n in ("shadow", "thin"))
+    assert all(math.isfinite(v) for v in fields["truth"]["mean"].values())
+
+
+def test_oracle_densities_follow_their_definitions(synthetic_root):
+    from datasets.synthetic import load_scene
+
+    sequence = sorted(p.name for p in (synthetic_root / "ground_truth").iterdir())[0]
+    scene = load_scene(synthetic_root, sequence)
+    fields = {k: oracle_loss.OracleField(synthetic_root, k) for k in oracle_loss.FIELDS}
+    points = torch.rand(4000, 3) * torch.tensor([40.0, 12.0, 4.0]) - torch.tensor([0.0, 6.0, 0.5])
+    origin = torch.tensor([0.0, 0.0, 1.5], dtype=torch.float64)
+    pose = torch.eye(4, dtype=torch.float64)
+    pose[:3, 3] = origin
+    sigma = {}
+    for name, field in fields.items():
+        field.sequences, field.world_from_view0 = [sequence], pose[None]
+        sigma[name] = field._element(points, 0) > 0
+    occupied = scene.occupied(points + origin.float())  # the field's points are in the input view's frame
+    assert torch.equal(sigma["truth"], occupied)
+    assert (sigma["shadow"] >= occupied).all() and (sigma["thin"] <= occupied).all()
+    assert sigma["shadow"].sum() > occupied.sum() and sigma["thin"].sum() < occupied.sum()
+
+
+def test_summary_differences_and_command_line_errors(tmp_path):
+    rows = {"truth": [{"total": 1.0}, {"total": 2.0}], "shadow": [{"total": 1.5}, {"total": 1.5}]}
+    out = oracle_loss.summarise(rows)
+    d = out["fields"]["shadow"]["minus_truth"]["total"]
+    assert d["mean"] == 0.0 and d["wins_of_truth"] == 1 and d["stderr"] == pytest.approx(0.5)
+    assert "shadow" in oracle_loss.table(out)
+    with pytest.raises(SystemExit):
+        oracle_loss.main(["--fields", "truth,hollow"])
+    with pytest.raises(ValueError, match="unknown oracle field 'hollow'"):
+        oracle_loss.OracleField(tmp_path, "hollow")
+    json.dumps(out)

@@ -25,11 +25,11 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m bts.demo
+	$(BIN)/python -m scripts.demo
 	$(BIN)/python train.py -cn bts preset=synthetic
 	$(BIN)/python train.py -cn mvbts preset=synthetic
 	$(BIN)/python train.py -cn kdbts preset=synthetic
-	$(BIN)/python -m bts.export_single_view outputs/kdbts/latest/checkpoints/last.pt
+	$(BIN)/python -m scripts.export_single_view outputs/kdbts/latest/checkpoints/last.pt
 	$(BIN)/python evaluation/occupancy.py checkpoint=outputs/bts/latest/checkpoints/last.pt $(DEMO_EVAL)/bts
 	$(BIN)/python evaluation/occupancy.py checkpoint=outputs/mvbts/latest/checkpoints/last.pt $(DEMO_EVAL)/mvbts
 	$(BIN)/python evaluation/occupancy.py checkpoint=outputs/kdbts/latest/checkpoints/last_single_view.pt \
@@ -48,7 +48,7 @@ lint: $(STAMP)
 
 # The reproduction of the papers' finding on the synthetic city (issue 7; README "Reproduction"), budget 1.
 reproduce: $(STAMP)
-	$(BIN)/python -m bts.reproduce
+	$(BIN)/python -m scripts.reproduce
 
 # Scene completion on the built-in city (issue 13; README "Scene completion"): BTS and its supervised bound,
 # two seeds, learning curves with baselines and exact ceilings.
@@ -57,9 +57,9 @@ completion: $(STAMP)
 
 benchmark: $(STAMP)
 	$(BIN)/python -m datasets.benchmark
-	$(BIN)/python -m bts.benchmarks
+	$(BIN)/python -m scripts.benchmarks
 	$(BIN)/python -m evaluation.benchmark
-	$(BIN)/python -m bts.visualization.benchmark
+	$(BIN)/python -m scripts.render_benchmark
 
 clean-venv:
 	rm -rf $(VENV)

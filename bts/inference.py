@@ -164,7 +164,7 @@ def _convert_original(path: Path, kinds: tuple[str, ...]) -> dict[str, Any] | No
     """Convert a released original checkpoint in memory, or ``None`` when the file is not one (or the importer is
     not available)."""
     try:
-        from bts.convert_original import convert_for_inference  # noqa: PLC0415 - optional, issue 8
+        from bts.checkpoints.convert import convert_for_inference  # noqa: PLC0415 - optional, issue 8
     except ImportError:
         return None
     return convert_for_inference(path, kinds)

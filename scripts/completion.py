@@ -37,7 +37,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 import numpy as np  # noqa: E402
 
-from bts.reproduce import Runner, _slug, machine  # noqa: E402
+from scripts.reproduce import Runner, _slug, machine  # noqa: E402
 from bts.results import write_json  # noqa: E402
 
 MODELS = {"bts": ("BTS (self-supervised)", "bts"), "supervised": ("supervised bound", "bts_supervised")}

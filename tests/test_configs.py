@@ -62,9 +62,9 @@ def test_build_synthetic_dataset_from_config(synthetic_root):
 def test_demo_runs_as_a_user_runs_it(tmp_path):
     env = {**os.environ, "BTS_CACHE_DIR": str(tmp_path / "cache")}
     out = subprocess.run(
-        [sys.executable, "-m", "bts.demo", "data.synthetic.size=tiny", "data.synthetic.sequences=2",
+        [sys.executable, "-m", "scripts.demo", "data.synthetic.size=tiny", "data.synthetic.sequences=2",
          "data.synthetic.frames=14", "data.image_size=[32,120]", f"hydra.run.dir={tmp_path / 'run'}"],
-        env=env, capture_output=True, text=True, check=True)
+        env=env, cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, check=True)
     assert "data_2d_raw/" in out.stdout and "split train" in out.stdout
     assert "images" in out.stdout and "(8, 3, 32, 120)" in out.stdout
     assert any((tmp_path / "cache").iterdir())

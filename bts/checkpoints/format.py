@@ -63,13 +63,13 @@ def load_checkpoint(path: Path | str, kinds: tuple[str, ...] = MODEL_KINDS) -> d
         # torch's advice (weights_only=False) would run arbitrary code from the file: not offered here.
         raise CheckpointError(f"{path} is not a checkpoint of this project: it holds Python objects beyond tensors and "
                               "plain containers, and checkpoints of this project load with weights_only=True (an "
-                              "original BTS/KDBTS file is converted with `python -m bts.convert_original`)") from e
+                              "original BTS/KDBTS file is converted with `python -m scripts.convert_original`)") from e
     except Exception as e:  # noqa: BLE001 - reading errors have many types
         raise CheckpointError(f"{path} is not a readable checkpoint ({type(e).__name__}: "
                               f"{str(e).strip().splitlines()[0] if str(e).strip() else ''})") from e
     if not isinstance(data, dict) or any(k not in data for k in _REQUIRED):
         have = sorted(data) if isinstance(data, dict) else type(data).__name__
-        hint = " (an original BTS/KDBTS checkpoint? convert it with `python -m bts.convert_original`)" \
+        hint = " (an original BTS/KDBTS checkpoint? convert it with `python -m scripts.convert_original`)" \
             if isinstance(data, dict) and "model" in data else ""
         raise CheckpointError(f"{path} is not a checkpoint of this project: expected keys {list(_REQUIRED)}, "
                               f"found {have}{hint}")

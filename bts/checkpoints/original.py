@@ -9,7 +9,7 @@ convolutions of scales 1-3 (``decoder.decoder.11``-``13``), the renderer counter
 constant frequencies and phases (checked against ours instead). Any other key is an error naming it.
 
 Two directions: :func:`original_key` names the original key of each key of our model (the importer in
-``bts.convert_original`` walks our model's state dict with it, so a missing key is named in the original's terms),
+``bts.checkpoints.convert`` walks our model's state dict with it, so a missing key is named in the original's terms),
 and :func:`map_original_keys` renames a whole original state dict the other way.
 """
 

@@ -18,15 +18,15 @@ import torch.nn.functional as F
 
 from bts.checkpoints.format import CheckpointError, load_checkpoint
 from bts.checkpoints.original import OriginalCheckpointError, map_original_keys, original_key
-from bts.convert_original import (
+from bts.checkpoints.convert import (
     BTS_HEADS,
     KDBTS_HEADS,
     convert_for_inference,
     convert_state_dict,
     find_state_dict,
-    main,
     original_state_dict,
 )
+from scripts.convert_original import main
 from bts.fields import EncodedViews
 from bts.inference import load_model
 from bts.models import build_model
@@ -300,7 +300,7 @@ def kdbts_file(tmp_path_factory):
 
 def test_cli_writes_a_checkpoint_that_load_model_reads(kdbts_file, tmp_path):
     out = tmp_path / "ours.pt"
-    run = subprocess.run([sys.executable, "-m", "bts.convert_original", "--checkpoint", str(kdbts_file),
+    run = subprocess.run([sys.executable, "-m", "scripts.convert_original", "--checkpoint", str(kdbts_file),
                           "--kind", "kdbts", "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert "mapped 344 keys -> model_kind 'bts'" in run.stdout and "dropped 12 keys" in run.stdout
@@ -345,5 +345,5 @@ def test_load_model_reads_original_files_directly(kdbts_file, tmp_path):
     bare.unlink()
     torch.save({"model": {"x": torch.zeros(1)}}, tmp_path / "foreign.pt")
     assert convert_for_inference(tmp_path / "foreign.pt", ("bts",)) is None
-    with pytest.raises(CheckpointError, match="not a checkpoint of this project.*bts.convert_original"):
+    with pytest.raises(CheckpointError, match="not a checkpoint of this project.*scripts.convert_original"):
         load_model(tmp_path / "foreign.pt")

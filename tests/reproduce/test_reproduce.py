@@ -35,7 +35,7 @@ def test_reproduce_distils_at_the_rate_the_scaled_teacher_ends_with():
 
 
 def test_reproduce_kdbts_override_reaches_the_kdbts_run_only(capsys, tmp_path):
-    from bts.reproduce import main
+    from scripts.reproduce import main
 
     main(["--dry-run", "--out", str(tmp_path / "r"), "--override", "trainer.log_every=7",
           "--kdbts-override", "trainer.lr=1e-5"])
@@ -51,7 +51,7 @@ def test_reproduce_smoke_runs_every_stage(synthetic_root, tmp_path):
     out = tmp_path / "reproduce"
     small = [f"data.root={synthetic_root}", "data.image_size=[48,176]", "data.num_workers=0",
              "model.encoder.depth=18", "trainer.batch_size=1", "loss.rays_per_element=64", "renderer.num_samples=8"]
-    args = [sys.executable, "-m", "bts.reproduce", "--smoke", "--out", str(out), "--render-override",
+    args = [sys.executable, "-m", "scripts.reproduce", "--smoke", "--out", str(out), "--render-override",
             "render.num_samples=8", "--render-override", "bev.resolution=[16,16]", "--render-override",
             "bev.num_slices=8"]
     for o in small:
@@ -96,7 +96,7 @@ def test_reproduce_smoke_runs_every_stage(synthetic_root, tmp_path):
 
 
 def test_earlier_runs_follow_the_continued_from_chain(tmp_path):
-    from bts.reproduce import earlier_runs
+    from scripts.reproduce import earlier_runs
 
     a, b, c = (tmp_path / n for n in "abc")
     for run, before in ((a, None), (b, a), (c, b)):
@@ -109,7 +109,7 @@ def test_earlier_runs_follow_the_continued_from_chain(tmp_path):
 
 
 def test_runner_keeps_the_command_of_a_stage_done_outside_it(tmp_path):
-    from bts.reproduce import Runner
+    from scripts.reproduce import Runner
 
     runner = Runner(tmp_path, force=False)
     (tmp_path / "results.json").write_text("{}")

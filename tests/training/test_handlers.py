@@ -27,7 +27,7 @@ def test_the_training_patch_image_is_large_enough_to_see(synthetic_root, tmp_pat
     import torch
     from torch.utils.data import default_collate
 
-    from bts.benchmarks import model_config
+    from scripts.benchmarks import model_config
     from bts.models import build_model
     from bts.rendering.renderer import RendererConfig
     from bts.training.handlers import PATCH_ZOOM, Logger

@@ -87,7 +87,7 @@ def test_mvbts_then_kdbts_then_single_view_export(synthetic_root, tmp_path):
     # frozen recipe: encoder and teacher are exactly the MVBTS ones
     for k, v in teacher["model"].items():
         assert torch.equal(student["model"][k], v), k
-    out = subprocess.run([sys.executable, "-m", "bts.export_single_view",
+    out = subprocess.run([sys.executable, "-m", "scripts.export_single_view",
                           str(tmp_path / "kdbts/latest/checkpoints/last.pt"), "--out", str(tmp_path / "sv.pt")],
                          cwd=REPO, capture_output=True, text=True, check=True)
     assert "sv.pt" in out.stdout

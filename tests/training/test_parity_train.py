@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from bts.checkpoints.original import original_key
-from bts.convert_original import BTS_HEADS, KDBTS_HEADS, MVBTS_HEADS, convert_state_dict, find_state_dict
+from bts.checkpoints.convert import BTS_HEADS, KDBTS_HEADS, MVBTS_HEADS, convert_state_dict, find_state_dict
 from bts.losses import LossWeights
 from bts.models import build_model
 from bts.rendering.renderer import RendererConfig

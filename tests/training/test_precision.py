@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.utils.data import default_collate
 
-from bts.benchmarks import model_config
+from scripts.benchmarks import model_config
 from bts.models import build_model
 from bts.rendering.renderer import RendererConfig
 from bts.training.engine import encoder_precision

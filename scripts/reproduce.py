@@ -1,13 +1,13 @@
 """Reproduce the papers' finding on the synthetic city (issue 7): KDBTS beats BTS in occluded regions.
 
-    python -m bts.reproduce [--out outputs/reproduce] [--bts-steps 800] [--mvbts-steps 400] [--kdbts-steps 400]
+    python -m scripts.reproduce [--out outputs/reproduce] [--bts-steps 800] [--mvbts-steps 400] [--kdbts-steps 400]
 
 Stages, each a plain command of the project run as a subprocess (so what is reproduced is what users run), with
 its wall-clock time recorded in ``<out>/stages.json``:
 
 1. ``train.py -cn bts preset=reproduce`` for as many steps as MVBTS and KDBTS together (the same budget);
 2. ``train.py -cn mvbts preset=reproduce``;
-3. ``train.py -cn kdbts preset=reproduce kd.teacher_checkpoint=<MVBTS>``, then ``python -m bts.export_single_view``;
+3. ``train.py -cn kdbts preset=reproduce kd.teacher_checkpoint=<MVBTS>``, then ``python -m scripts.export_single_view``;
 4. ``evaluation/occupancy.py protocol=exact`` (which also scores under ``bts``) for BTS, MVBTS with one input view and
    with its multi-view subsets, KDBTS, and two trivial baselines (all empty; occupied behind BTS's depth);
    ``evaluation/depth.py`` against the exact depth when that tool is present;
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     train("mvbts", a.mvbts_steps, [])
     train("kdbts", a.kdbts_steps, [f"kd.teacher_checkpoint={ckpt['mvbts']}"], a.kdbts_override)
     runner.stage("export kdbts student", ckpt["kdbts_single_view"],
-                 [py, "-m", "bts.export_single_view", str(ckpt["kdbts"]), "--out", str(ckpt["kdbts_single_view"])])
+                 [py, "-m", "scripts.export_single_view", str(ckpt["kdbts"]), "--out", str(ckpt["kdbts_single_view"])])
 
     rows: list[dict[str, Any]] = []
     limit = [f"frame_stride={a.frame_stride}"] + ([f"max_frames={a.max_frames}"] if a.max_frames is not None else [])

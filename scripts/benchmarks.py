@@ -1,4 +1,4 @@
-"""Training-step and density-query speed: ``python -m bts.benchmarks [--device cuda] [--sizes 192x640 96x320]``.
+"""Training-step and density-query speed: ``python -m scripts.benchmarks [--device cuda] [--sizes 192x640 96x320]``.
 
 A training step is the full step of ``train.py`` (encode, rays in 8x8 patches, 64 samples per ray, colour from the
 4 colour frames, L1+SSIM and smoothness, backward, Adam) on a synthetic batch of 8 views, so that data loading is
@@ -9,7 +9,7 @@ the median step time with its spread (fastest, slowest), the machine (CPU model,
 
 The reproduction's configuration with the fast encoder path against the plain one:
 
-    python -m bts.benchmarks --sizes 96x352 --depth 18 --batch-size 4 --rays 1024 --threads 1 --models bts \
+    python -m scripts.benchmarks --sizes 96x352 --depth 18 --batch-size 4 --rays 1024 --threads 1 --models bts \
         --amp none bf16 --channels-last false true --steps 5
 """
 

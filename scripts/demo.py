@@ -1,4 +1,4 @@
-"""The main job on the built-in data: ``make demo`` (``python -m bts.demo [overrides]``).
+"""The main job on the built-in data: ``make demo`` (``python -m scripts.demo [overrides]``).
 
 So far: generate the synthetic city (or reuse it from the cache), report what was written, and load one
 training datapoint through the KITTI-360 loader. Later stages extend it to train, distil, evaluate and render.
@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from datasets.factory import build_dataset, dataset_root
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "configs")
-log = logging.getLogger("bts.demo")
+log = logging.getLogger("scripts.demo")
 
 
 def summarize_tree(root: Path) -> list[str]:

@@ -1,7 +1,7 @@
 """Import the released checkpoints of the original BTS and KDBTS code into this project's format (issue 8).
 
-    python -m bts.convert_original --checkpoint released.pt [--kind bts|mvbts|kdbts] [--teacher] [--out ours.pt]
-                                   [--allow-pickle]
+The command line is ``python -m scripts.convert_original --checkpoint released.pt [--kind bts|mvbts|kdbts]
+[--teacher] [--out ours.pt] [--allow-pickle]``; this module is the conversion it runs.
 
 The original state dict (docs/original_checkpoints.md §6; bare, or under ``"model"`` as in the released
 training checkpoints) is mapped key by key onto our model of the same architecture: ResNet-50 encoder, 64-d
@@ -36,8 +36,6 @@ defaults to reproduce the release (``docs/original_checkpoints.md`` has the deta
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -47,7 +45,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from bts.checkpoints.format import FORMAT_VERSION, save_checkpoint
+from bts.checkpoints.format import FORMAT_VERSION
 from bts.checkpoints.original import (
     BTS_HEAD,
     BTS_HEADS,
@@ -295,32 +293,8 @@ def convert_for_inference(path: Path, kinds: tuple[str, ...]) -> dict[str, Any] 
         if part is None:
             raise OriginalCheckpointError(f"{path} is an original KDBTS checkpoint: its student is a 'bts' model and "
                                           f"the whole model a 'kdbts' one, expected one of {list(kinds)} (for the "
-                                          "teacher as an 'mvbts' model: python -m bts.convert_original --teacher)")
+                                          "teacher as an 'mvbts' model: python -m scripts.convert_original --teacher)")
     elif kind not in kinds:
         raise OriginalCheckpointError(f"{path} is an original {kind.upper()} checkpoint, a {kind!r} model; expected "
                                       f"one of {list(kinds)}")
     return convert_state_dict(state, kind, part, source=str(path)).checkpoint()
-
-
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", type=Path, required=True, help="a released checkpoint of the original code")
-    p.add_argument("--kind", choices=ORIGINAL_KINDS, default=None, help="checked against the keys (default: inferred)")
-    p.add_argument("--out", type=Path, default=None, help="default: <checkpoint>_converted.pt")
-    p.add_argument("--teacher", action="store_true", help="KDBTS: write the teacher as an MVBTS model")
-    p.add_argument("--allow-pickle", action="store_true",
-                   help="read files that hold arbitrary Python objects (only for files you trust)")
-    a = p.parse_args(argv)
-    suffix = "_teacher_converted.pt" if a.teacher else "_converted.pt"
-    out = a.out or a.checkpoint.with_name(a.checkpoint.stem + suffix)
-    try:
-        conversion = convert_file(a.checkpoint, a.kind, a.teacher, a.allow_pickle)
-    except OriginalCheckpointError as e:
-        sys.exit(f"error: {e}")
-    print(conversion.summary())
-    save_checkpoint(out, model_kind=conversion.model_kind, config=conversion.config, model=conversion.state)
-    print(f"wrote {out} (model_kind {conversion.model_kind!r})")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,6 +1,6 @@
-"""Time single-image inference and the frames of every video kind: ``python -m bts.visualization.benchmark``.
+"""Time single-image inference and the frames of every video kind: ``python -m scripts.render_benchmark``.
 
-    python -m bts.visualization.benchmark [--size 192 640] [--depth 50] [--threads 2] [--frames 3]
+    python -m scripts.render_benchmark [--size 192 640] [--depth 50] [--threads 2] [--frames 3]
 
 Untrained weights (the timing does not depend on them) on a random image with the training camera. Prints a
 Markdown table: encoding, depth rendering, and the time per frame of nvs, sequence (depth + BEV profile),
@@ -36,7 +36,7 @@ from bts.visualization.inputs import training_camera
 from bts.visualization.render import render_view
 from bts.visualization.trajectories import builtin_trajectory
 
-MODEL_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "model" / "bts.yaml"
+MODEL_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "model" / "bts.yaml"
 
 
 def untrained_model(depth: int) -> LoadedModel:

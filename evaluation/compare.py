@@ -38,7 +38,7 @@ from scipy.stats import rankdata
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bts.models.kdbts import KD_CLIP  # noqa: E402
+from bts.losses.distillation import KD_CLIP  # noqa: E402
 from bts.results import write_json  # noqa: E402
 
 REQUIRED = ("pred_occupied", "sigma", "exact_occupied", "exact_visible")

@@ -2,14 +2,12 @@
 
 Rendering and evaluation (``density``) always use the student: the original silently rendered through the teacher
 (docs/method.md §11-4). During training, ``training_density`` returns the density that the photometric loss renders (the
-student for the ``frozen`` recipe, the teacher for ``joint``) and accumulates the distillation loss
-``L_KD = mean |clip(softplus(s), 0, 2) - clip(softplus(sg(t)), 0, 2)|`` over the sample points inside the input
-frustum.
+student for the ``frozen`` recipe, the teacher for ``joint``) and accumulates the distillation loss over the sample
+points inside the input frustum: the paper's ``L_KD = mean |clip(softplus(s), 0, 2) - clip(softplus(sg(t)), 0, 2)|``
+or, with ``kd.loss=bce``, the cross-entropy of occupancy probabilities (:mod:`bts.losses.distillation`).
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -20,32 +18,10 @@ from bts.encoders import ImageEncoder
 from bts.fields import DensityOutput, EncodedViews
 from bts.fields.mlp import MLP
 from bts.fields.multi_view import MultiViewField
+from bts.losses.distillation import DistillationAccumulator, check_kd_loss, distillation_loss
 from bts.models.mvbts import MVBTSModel
 
-KD_CLIP = 2.0
 RECIPES = ("frozen", "joint")
-
-
-@dataclass
-class DistillationAccumulator:
-    """Sum and count of the per-point KD terms over the chunks of one render pass."""
-
-    total: Tensor | float = 0.0
-    count: int = 0
-
-    def add(self, per_point: Tensor) -> None:
-        self.total = self.total + per_point.sum()
-        self.count += per_point.numel()
-
-    def mean(self) -> Tensor:
-        return torch.as_tensor(self.total) / max(self.count, 1)
-
-
-def distillation_loss(student_raw: Tensor, teacher_raw: Tensor) -> Tensor:
-    """Per-point L1 between clipped densities; no gradient reaches the teacher."""
-    student = F.softplus(student_raw).clamp(0.0, KD_CLIP)
-    teacher = F.softplus(teacher_raw.detach()).clamp(0.0, KD_CLIP)
-    return (student - teacher).abs()
 
 
 class KDBTSModel(MVBTSModel):
@@ -58,12 +34,15 @@ class KDBTSModel(MVBTSModel):
         self.student_head = MLP(encoder.feature_dim + field.encoding.out_dim, student_hidden_dim, 1)
         self.recipe = "frozen"
         self.student_photometric = False
+        self.kd_loss = "l1"
 
-    def configure(self, recipe: str, student_photometric: bool) -> None:
+    def configure(self, recipe: str, student_photometric: bool, loss: str = "l1") -> None:
         """Set the distillation recipe (docs/decisions.md §4): ``frozen`` freezes the encoder and the teacher and
-        turns off teacher view dropout; ``joint`` trains everything."""
+        turns off teacher view dropout; ``joint`` trains everything. ``loss``: the per-point distillation term
+        (:data:`bts.losses.distillation.KD_LOSSES`: the paper's ``l1``, or ``bce`` on occupancy probabilities)."""
         if recipe not in RECIPES:
             raise ValueError(f"kd.recipe must be one of {RECIPES}, got {recipe!r}")
+        self.kd_loss = check_kd_loss(loss)
         self.recipe, self.student_photometric = recipe, student_photometric
         frozen = recipe == "frozen"
         for module in (self.encoder, self.field):
@@ -95,7 +74,7 @@ class KDBTSModel(MVBTSModel):
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.recipe == "joint"):
             teacher = self.field(points, encoded, tokens=tokens, dropped=dropped)
         inside = ~tokens.invalid[:, 0]
-        kd.add(distillation_loss(student.raw, teacher.raw)[inside])
+        kd.add(distillation_loss(student.raw, teacher.raw, self.kd_loss)[inside])
         if self.recipe == "joint":
             return teacher
         if self.student_photometric:

@@ -145,7 +145,7 @@ def prepare_distillation(model: nn.Module, cfg: dict, resuming: bool) -> None:
     kd = cfg["kd"]
     if not resuming:
         load_teacher(model, cfg["model"], Path(kd["teacher_checkpoint"]))
-    model.configure(kd["recipe"], kd["student_photometric"])
+    model.configure(kd["recipe"], kd["student_photometric"], kd["loss"])
 
 
 def needs_imagenet_weights(cfg: dict) -> bool:

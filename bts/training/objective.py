@@ -16,7 +16,7 @@ from torch import Tensor
 from bts.fields import EncodedViews
 from bts.losses import LossWeights, TotalLoss, combine_losses, edge_aware_smoothness, photometric_loss
 from bts.losses import weight_guided_mask
-from bts.models.kdbts import DistillationAccumulator
+from bts.losses.distillation import DistillationAccumulator
 from bts.rendering import Rays, gather_patches, make_patches, patch_rays, sample_colours, sample_patches, to_patches
 from bts.rendering.pixels import RAY_POSITIONS, check_patches
 from bts.rendering.renderer import RendererConfig, RenderOutput, render_colours, render_rays

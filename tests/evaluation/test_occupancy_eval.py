@@ -24,7 +24,7 @@ from datasets.kitti_360.frames import FrameSelection
 from datasets.synthetic import load_scene
 from evaluation.gt_cache import GroundTruthCache
 from evaluation.lidar_occupancy import lidar_votes, polar_profile, query_grid, vote_threshold
-from bts.models.kdbts import KD_CLIP
+from bts.losses.distillation import KD_CLIP
 from evaluation.compare import Predictions, compare, load_predictions, ranking_auc, table
 from evaluation.occupancy import evaluate_occupancy, write_outputs
 from evaluation.protocols import BtsProtocol, Frame, build_protocol

@@ -11,7 +11,7 @@ from bts.checkpoints.format import CheckpointError, load_checkpoint, load_state_
 from bts.fields import EncodedViews
 from bts.losses import LossWeights
 from bts.models import build_model
-from bts.models.kdbts import distillation_loss
+from bts.losses.distillation import distillation_loss
 from bts.rendering.renderer import RendererConfig
 from bts.training.objective import ObjectiveConfig, training_step
 from bts.training.teacher import load_teacher
@@ -53,6 +53,24 @@ def test_frozen_recipe_changes_only_the_student(synthetic_root, kd_config):
     after = model.state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert changed and all(k.startswith("student_head.") for k in changed), changed
+
+
+def test_kd_loss_selects_the_distillation_term_of_the_step(synthetic_root, kd_config):
+    ds = Kitti360Dataset(synthetic_root, synthetic_root / "splits/train_files.txt",
+                         Kitti360Config(image_size=(64, 240)))
+    batch = default_collate([ds[0]])
+    objective = ObjectiveConfig(rays_per_element=128, weights=LossWeights(distillation=1.0))
+    model = build_model(kd_config["model"])
+    terms = {}
+    for loss in ("l1", "bce"):
+        model.configure("frozen", student_photometric=False, loss=loss)
+        model.train()
+        out = training_step(model, batch, objective, RendererConfig(num_samples=16),
+                            generator=torch.Generator().manual_seed(0))
+        terms[loss] = out.loss.terms["distillation"].item()
+    assert terms["l1"] > 0 and terms["bce"] > 0 and terms["l1"] != terms["bce"]
+    with pytest.raises(ValueError, match="kd.loss must be one of"):
+        model.configure("frozen", student_photometric=False, loss="l2")
 
 
 def test_rendered_density_comes_from_the_student(kd_config):

@@ -48,6 +48,7 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from bts.cli import friendly_errors  # noqa: E402
+from bts.errors import UserError  # noqa: E402
 from bts.inference import LoadedModel, load_model  # noqa: E402
 from bts.rendering.renderer import query_density, render_depth  # noqa: E402
 from bts.results import write_json  # noqa: E402
@@ -260,6 +261,46 @@ def write_outputs(result: OccupancyResult, out_dir: Path) -> None:
                             + [row["metrics"].get(g, {}).get(m, math.nan) for g, m in columns])
 
 
+def ground_truth_cache(cfg: DictConfig) -> GroundTruthCache:
+    """The cache of the model-independent ground truth: ``cache_dir``, or ``<cache>/occupancy_gt``."""
+    cache_root = cfg.cache_dir
+    if cache_root is None:
+        from datasets.synthetic import default_cache_dir  # noqa: PLC0415
+
+        base = Path(cfg.paths.cache_dir) if cfg.paths.cache_dir else default_cache_dir()
+        cache_root = base / "occupancy_gt"
+    return GroundTruthCache(cache_root if cfg.cache else None)
+
+
+def cache_ground_truth(cfg: DictConfig, out_dir: Path, progress: bool = True) -> dict:
+    """``ground_truth_only=true``: build (or find) the ground truth of every selected frame in the cache, without a
+    model, so that later evaluations of any number of models pay only for their own queries. Writes
+    ``ground_truth.json`` (protocol, data, frames, hits, misses, seconds)."""
+    if cfg.get("data") is None:
+        raise UserError("ground_truth_only=true has no checkpoint to take the data from: name it, e.g. "
+                        "data=kitti_360 data.root=PATH (or data=synthetic)")
+    if not cfg.cache:
+        raise UserError("ground_truth_only=true fills the ground-truth cache; it cannot run with cache=false")
+    protocol_cfg = OmegaConf.to_container(cfg.protocol, resolve=True)
+    protocol = build_protocol(protocol_cfg.pop("name"), protocol_cfg)
+    # The ground truth reads poses, calibration, lidar (and the exact scene), not the images: load the fewest.
+    data = with_frames(cfg.data, frame_selection((0,), need_stereo=False), tuple(cfg.data.image_size))
+    dataset = build_dataset(OmegaConf.merge({"paths": cfg.paths}, {"data": data}).data, cfg.paths, cfg.split)
+    cache = ground_truth_cache(cfg)
+    indices = frame_indices(len(dataset), cfg.frames, cfg.max_frames, cfg.frame_stride)
+    log.info("protocol %s, %s", protocol.name, protocol.describe_numerics())
+    start = time.perf_counter()
+    for i in tqdm(indices, desc=f"ground truth ({protocol.name})", unit="frame", disable=not progress):
+        cache.get(protocol, Frame(dataset, i, dataset[i]))
+    summary = {"protocol": protocol.describe(), "data": {"name": data.get("name"), "root": str(dataset.layout.root),
+                                                         "split": cfg.split},
+               "cache_dir": str(cache.folder), "frames": len(indices), "cache_hits": cache.hits,
+               "cache_misses": cache.misses, "seconds": time.perf_counter() - start}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(out_dir / "ground_truth.json", summary)
+    return summary
+
+
 def run(cfg: DictConfig, out_dir: Path) -> OccupancyResult:
     margin = check_prediction(cfg.prediction, cfg.get("prediction_margin"))
     loaded = load_model(cfg.checkpoint, device=select_device(cfg.device), view_subset_name=cfg.views)
@@ -275,13 +316,7 @@ def run(cfg: DictConfig, out_dir: Path) -> OccupancyResult:
         log.info("imported original model: depth rendered and looked up the original way (ray_positions=%s)",
                  loaded.ray_positions)
     dataset = build_dataset(OmegaConf.merge({"paths": cfg.paths}, {"data": data}).data, cfg.paths, cfg.split)
-    cache_root = cfg.cache_dir
-    if cache_root is None:
-        from datasets.synthetic import default_cache_dir  # noqa: PLC0415
-
-        base = Path(cfg.paths.cache_dir) if cfg.paths.cache_dir else default_cache_dir()
-        cache_root = base / "occupancy_gt"
-    cache = GroundTruthCache(cache_root if cfg.cache else None)
+    cache = ground_truth_cache(cfg)
     indices = frame_indices(len(dataset), cfg.frames, cfg.max_frames, cfg.frame_stride)
     result = evaluate_occupancy(loaded, dataset, protocol, cache, indices=indices, prediction=cfg.prediction,
                                 prediction_margin=margin, chunk_points=cfg.chunk_points, figures=tuple(cfg.figures),
@@ -301,6 +336,12 @@ register_resolvers()  # ${run_dir:...} of the config's output folder
 @friendly_errors
 def main(cfg: DictConfig) -> None:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
+    if cfg.ground_truth_only:
+        summary = cache_ground_truth(cfg, out_dir)
+        print(f"ground truth of {summary['frames']} frames ({summary['protocol']['protocol']}) in "
+              f"{summary['cache_dir']}: cache hits {summary['cache_hits']}, misses {summary['cache_misses']}, "
+              f"{summary['seconds']:.1f} s; wrote {out_dir / 'ground_truth.json'}")
+        return
     result = run(cfg, out_dir)
     print(result.table())
     t = result.timing

@@ -293,6 +293,28 @@ def test_entry_point_runs_on_the_synthetic_city(synthetic_root, tiny_checkpoint,
     assert missing.returncode != 0 and "save_predictions=true" in missing.stderr
 
 
+def test_the_ground_truth_of_a_split_is_cached_in_one_command_without_a_model(synthetic_root, tiny_checkpoint,
+                                                                                tmp_path):
+    cache = tmp_path / "gt"
+    data = ["data=synthetic", f"data.root={synthetic_root}", f"cache_dir={cache}", "max_frames=3"]
+    proc = _run_entry(["ground_truth_only=true", *data, f"output_dir={tmp_path / 'gt_run'}"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "ground truth of 3 frames (bts)" in proc.stdout and "misses 3" in proc.stdout
+    summary = strict_json(tmp_path / "gt_run" / "ground_truth.json")
+    assert summary["frames"] == 3 and summary["cache_misses"] == 3 and summary["protocol"]["num_scans"] == 20
+    assert len(list((cache / "bts").glob("*.pt"))) == 3
+    # A model evaluated later (at its own image size) finds every frame's ground truth there.
+    proc = _run_entry([f"checkpoint={tiny_checkpoint}", *data, "data.image_size=[48,176]",
+                       f"output_dir={tmp_path / 'eval'}"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "cache hits 3, misses 0" in proc.stdout
+    # Without data (there is no checkpoint to take it from), or with the cache off: a clear error.
+    proc = _run_entry(["ground_truth_only=true", f"cache_dir={cache}"], tmp_path)
+    assert proc.returncode != 0 and "data=kitti_360" in proc.stderr
+    proc = _run_entry(["ground_truth_only=true", *data, "cache=false"], tmp_path)
+    assert proc.returncode != 0 and "cache=false" in proc.stderr
+
+
 def test_entry_point_refuses_a_file_that_is_no_checkpoint_and_an_unknown_key(tmp_path):
     bogus = tmp_path / "notes.pt"
     torch.save({"weights": torch.zeros(1)}, bogus)

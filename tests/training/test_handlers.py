@@ -51,3 +51,59 @@ def test_the_training_patch_image_is_large_enough_to_see(synthetic_root, tmp_pat
     end = 1 + 8 * PATCH_ZOOM
     target = image[:, 1:end:PATCH_ZOOM, 1:end:PATCH_ZOOM]  # the first patch, one pixel per texel
     torch.testing.assert_close(target, out.target[0, 0].clamp(0, 1))
+
+
+class _Field:
+    """A stand-in model for ``validate``: empty space, or a ground plane 1.5 m below the camera (y down)."""
+
+    def __init__(self, empty: bool):
+        import torch
+        from torch import nn
+
+        self.empty, self.training, self._module = empty, False, nn.Linear(1, 1)
+        self.torch = torch
+
+    def eval(self):
+        self.training = False
+        return self
+
+    def train(self, mode=True):
+        self.training = mode
+        return self
+
+    def encoder_views(self, num_views, training):
+        return [0]
+
+    def encode(self, images, intrinsics, cam_to_world, views):
+        return cam_to_world[:, 0]
+
+    def density_fn(self, cam_to_world):
+        torch = self.torch
+
+        def fn(points):
+            if self.empty:
+                sigma = torch.zeros(points.shape[:2])
+            else:
+                cam = (points - cam_to_world[:, None, :3, 3]) @ cam_to_world[:, :3, :3]
+                sigma = (cam[..., 1] > 1.5).float() * 100.0
+            return sigma, torch.zeros(points.shape[:2], dtype=torch.bool)
+
+        return fn
+
+
+def test_validation_warns_when_the_field_has_collapsed_to_empty_space(synthetic_root, caplog):
+    import logging
+
+    from bts.training.handlers import COLLAPSE_FRACTION, validate
+    from datasets.kitti_360 import Kitti360Config, Kitti360Dataset
+
+    dataset = Kitti360Dataset(synthetic_root, synthetic_root / "splits/val_files.txt",
+                              Kitti360Config(image_size=(32, 120), lidar_depth=True))
+    cfg = {"renderer": {"num_samples": 16}}
+    with caplog.at_level(logging.WARNING, logger="bts.training.handlers"):
+        empty = validate(_Field(empty=True), dataset, cfg, device="cpu", num_samples=2)
+    assert empty["far_fraction"] > COLLAPSE_FRACTION and "collapsed to empty space" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="bts.training.handlers"):
+        ground = validate(_Field(empty=False), dataset, cfg, device="cpu", num_samples=2)
+    assert ground["far_fraction"] < 0.9 and "collapsed" not in caplog.text  # the sky is far, the road is not

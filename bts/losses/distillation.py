@@ -10,9 +10,10 @@ never pass a gradient to the teacher (``sg`` below: stop-gradient). ``kd.loss`` 
   (``p = 0.5`` exactly at ``sigma = tau``: a student that matches the teacher's probabilities makes the same
   thresholded decisions), and the binary cross-entropy against the teacher's probability,
   ``-(p_t log p_s + (1 - p_t) log(1 - p_s))``. Written with ``k = ln 2 / tau``: ``log(1 - p_s) = -k sigma_s`` and
-  ``log p_s = log(-expm1(-k sigma_s))``, so it is exact and finite for any density (``sigma_s`` floored at 1e-6 in
-  the second). Its gradient in ``sigma_s`` is ``k (1 - p_t / p_s)``: zero where the two agree, and it does not
-  vanish for large densities as the clipped L1 does. It is not zero at agreement (it equals the entropy of
+  ``log p_s = log(-expm1(-k sigma_s))``, so it is exact and finite for any density (the supervised bound's
+  :func:`~bts.losses.occupancy.occupancy_log_probabilities`, with its floor of ``k sigma_s`` at 1e-12). Its
+  gradient in ``sigma_s`` is ``k (1 - p_t / p_s)``: zero where the two agree, and it does not vanish for large
+  densities as the clipped L1 does. It is not zero at agreement (it equals the entropy of
   ``p_t`` there), so the logged value is not a distance; ``bce_gap`` gives the KL divergence for that.
 
 The teacher's probability is the soft target: nothing is thresholded before the loss.
@@ -20,7 +21,6 @@ The teacher's probability is the soft target: nothing is thresholded before the 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,10 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from bts.losses.occupancy import occupancy_log_probabilities, occupancy_probability
+
 KD_CLIP = 2.0
-OCCUPANCY_THRESHOLD = 0.5  # sigma > 0.5: occupied, as the occupancy protocols threshold
-_K = math.log(2.0) / OCCUPANCY_THRESHOLD
-_MIN_SIGMA = 1e-6
 
 
 @dataclass
@@ -56,18 +55,11 @@ def l1_distillation(student_raw: Tensor, teacher_raw: Tensor) -> Tensor:
     return (student - teacher).abs()
 
 
-def occupancy_probability(sigma: Tensor) -> Tensor:
-    """``p(sigma) = 1 - exp(-sigma ln 2 / 0.5)``: 0 for empty space, 0.5 at the evaluation threshold, -> 1."""
-    return -torch.expm1(-_K * sigma)
-
-
 def bce_distillation(student_raw: Tensor, teacher_raw: Tensor) -> Tensor:
     """Per-point binary cross-entropy of the student's occupancy probability against the teacher's (see the
     module docstring for the formula); no gradient reaches the teacher."""
-    sigma_s = F.softplus(student_raw)
     p_t = occupancy_probability(F.softplus(teacher_raw.detach()))
-    log_p = torch.log(-torch.expm1(-_K * sigma_s.clamp(min=_MIN_SIGMA)))
-    log_not_p = -_K * sigma_s
+    log_p, log_not_p = occupancy_log_probabilities(F.softplus(student_raw))
     return -(p_t * log_p + (1.0 - p_t) * log_not_p)
 
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bts.losses.distillation import (KD_LOSSES, bce_distillation, bce_gap, distillation_loss, l1_distillation,
-                                     occupancy_probability)
+from bts.losses.distillation import KD_LOSSES, bce_distillation, bce_gap, distillation_loss, l1_distillation
+from bts.losses.occupancy import occupancy_probability
 
 
 def raw_of(sigma: torch.Tensor) -> torch.Tensor:

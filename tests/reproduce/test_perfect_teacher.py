@@ -1,4 +1,4 @@
-"""Distillation from the exact scene (scripts/perfect_teacher.py): the student learns only from the distillation term."""
+"""Distillation from the exact scene (scripts/perfect_teacher.py): the student learns from the distillation alone."""
 
 from __future__ import annotations
 

@@ -261,6 +261,19 @@ def write_outputs(result: OccupancyResult, out_dir: Path) -> None:
                             + [row["metrics"].get(g, {}).get(m, math.nan) for g, m in columns])
 
 
+def protocol_of(cfg: DictConfig) -> OccupancyProtocol:
+    """The protocol of the ``protocol`` config node, logged with its numerics."""
+    protocol_cfg = OmegaConf.to_container(cfg.protocol, resolve=True)
+    protocol = build_protocol(protocol_cfg.pop("name"), protocol_cfg)
+    log.info("protocol %s, %s", protocol.name, protocol.describe_numerics())
+    return protocol
+
+
+def split_dataset(cfg: DictConfig, data: DictConfig) -> Kitti360Dataset:
+    """The dataset of ``cfg.split`` for a ``data`` node (with the run's ``paths``)."""
+    return build_dataset(OmegaConf.merge({"paths": cfg.paths}, {"data": data}).data, cfg.paths, cfg.split)
+
+
 def ground_truth_cache(cfg: DictConfig) -> GroundTruthCache:
     """The cache of the model-independent ground truth: ``cache_dir``, or ``<cache>/occupancy_gt``."""
     cache_root = cfg.cache_dir
@@ -281,14 +294,12 @@ def cache_ground_truth(cfg: DictConfig, out_dir: Path, progress: bool = True) ->
                         "data=kitti_360 data.root=PATH (or data=synthetic)")
     if not cfg.cache:
         raise UserError("ground_truth_only=true fills the ground-truth cache; it cannot run with cache=false")
-    protocol_cfg = OmegaConf.to_container(cfg.protocol, resolve=True)
-    protocol = build_protocol(protocol_cfg.pop("name"), protocol_cfg)
+    protocol = protocol_of(cfg)
     # The ground truth reads poses, calibration, lidar (and the exact scene), not the images: load the fewest.
     data = with_frames(cfg.data, frame_selection((0,), need_stereo=False), tuple(cfg.data.image_size))
-    dataset = build_dataset(OmegaConf.merge({"paths": cfg.paths}, {"data": data}).data, cfg.paths, cfg.split)
+    dataset = split_dataset(cfg, data)
     cache = ground_truth_cache(cfg)
     indices = frame_indices(len(dataset), cfg.frames, cfg.max_frames, cfg.frame_stride)
-    log.info("protocol %s, %s", protocol.name, protocol.describe_numerics())
     start = time.perf_counter()
     for i in tqdm(indices, desc=f"ground truth ({protocol.name})", unit="frame", disable=not progress):
         cache.get(protocol, Frame(dataset, i, dataset[i]))
@@ -304,18 +315,16 @@ def cache_ground_truth(cfg: DictConfig, out_dir: Path, progress: bool = True) ->
 def run(cfg: DictConfig, out_dir: Path) -> OccupancyResult:
     margin = check_prediction(cfg.prediction, cfg.get("prediction_margin"))
     loaded = load_model(cfg.checkpoint, device=select_device(cfg.device), view_subset_name=cfg.views)
-    protocol_cfg = OmegaConf.to_container(cfg.protocol, resolve=True)
-    protocol = build_protocol(protocol_cfg.pop("name"), protocol_cfg)
+    protocol = protocol_of(cfg)
     data, source = data_config(cfg, loaded)
     # Load only the frames the model encodes (one image for single-view models), at the model's input size.
     data = with_frames(data, frame_selection(model_views(loaded), need_stereo=False),
                        input_size(cfg.image_size, loaded, data))
     log.info("data from %s: %s", source, data.get("name"))
-    log.info("protocol %s, %s", protocol.name, protocol.describe_numerics())
     if loaded.ray_positions != "centres":
         log.info("imported original model: depth rendered and looked up the original way (ray_positions=%s)",
                  loaded.ray_positions)
-    dataset = build_dataset(OmegaConf.merge({"paths": cfg.paths}, {"data": data}).data, cfg.paths, cfg.split)
+    dataset = split_dataset(cfg, data)
     cache = ground_truth_cache(cfg)
     indices = frame_indices(len(dataset), cfg.frames, cfg.max_frames, cfg.frame_stride)
     result = evaluate_occupancy(loaded, dataset, protocol, cache, indices=indices, prediction=cfg.prediction,

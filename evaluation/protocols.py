@@ -294,6 +294,18 @@ class BtsProtocol(OccupancyProtocol):
         calib = sorted(p for p in ds.layout.calibration_dir.iterdir() if p.is_file())
         return [ds.layout.poses_file(seq), *calib, *velo]
 
+    def level_from_lidar(self, frame: Frame, rows: range | list[int]) -> Float[Tensor, "S 4 4"]:
+        """``level <- lidar`` of each scan row: float64 and relative to the input view, or (``numerics=original``)
+        the original's float32 chain through the absolute poses (:func:`original_chain_float32`)."""
+        if self.params.numerics == "original":
+            return original_chain_float32(frame, self.params.pitch_deg, rows)[1]
+        ds = frame.dataset
+        pose_to_world = ds.poses[frame.sequence].pose_to_world
+        level_from_world = self.level_from_cam @ torch.linalg.inv(frame.item["world_from_view0"].double())
+        velo_to_pose = torch.from_numpy(np.asarray(ds.velo_to_pose, dtype=np.float64))
+        return torch.stack([level_from_world @ torch.from_numpy(pose_to_world[r]).double() @ velo_to_pose
+                            for r in rows])
+
     def ground_truth(self, frame: Frame) -> dict[str, Tensor]:
         p, ds, seq = self.params, frame.dataset, frame.sequence
         poses = ds.poses[seq]
@@ -301,13 +313,7 @@ class BtsProtocol(OccupancyProtocol):
         if len(rows) < p.min_scans:
             raise ValueError(f"{frame.name}: {len(rows)} lidar scans left in the sequence, the protocol needs "
                              f"at least min_scans={p.min_scans}")
-        if p.numerics == "original":
-            _, level_from_lidar = original_chain_float32(frame, p.pitch_deg, rows)
-        else:
-            level_from_world = self.level_from_cam @ torch.linalg.inv(frame.item["world_from_view0"].double())
-            velo_to_pose = torch.from_numpy(np.asarray(ds.velo_to_pose, dtype=np.float64))
-            level_from_lidar = torch.stack([level_from_world @ torch.from_numpy(poses.pose_to_world[r]).double()
-                                            @ velo_to_pose for r in rows])
+        level_from_lidar = self.level_from_lidar(frame, rows)
         dtype = level_from_lidar.dtype
         far = math.hypot(p.z_range[0], p.x_range[0])  # the original's √(z_far² + x_min²)
         profiles = []

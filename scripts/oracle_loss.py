@@ -44,6 +44,8 @@ from omegaconf import OmegaConf
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
+from bts.geometry.cameras import PinholeCamera
+from bts.geometry.transforms import invert_rigid, transform_points
 from bts.inference import load_model
 from bts.rendering.renderer import RendererConfig
 from bts.training.engine import objective_config
@@ -90,17 +92,15 @@ class OracleField(nn.Module):
 
     def density(self, points: Tensor, encoded: dict) -> OracleOutput:
         b, n, _ = points.shape
-        cam_from_world = torch.linalg.inv(encoded["cam_to_world"])
-        p_cam = points @ cam_from_world[:, :3, :3].transpose(1, 2) + cam_from_world[:, None, :3, 3]
-        z = p_cam[..., 2]
-        uv = (p_cam @ encoded["intrinsics"].transpose(1, 2))[..., :2] / z.clamp(min=1e-3)[..., None]
-        invalid = (z <= 1e-3) | (uv.abs() > 1).any(dim=-1)
+        cam = transform_points(invert_rigid(encoded["cam_to_world"]), points)
+        invalid = ~PinholeCamera(encoded["intrinsics"]).project(cam).valid  # the field's own frustum test
         sigma = torch.zeros(b, n)
         for i in range(b):
-            sigma[i] = self._element(points[i].detach(), i)
+            sigma[i] = self.sigma_of(points[i].detach(), i)
         return OracleOutput(sigma=sigma, invalid=invalid)
 
-    def _element(self, points: Tensor, i: int) -> Tensor:
+    def sigma_of(self, points: Tensor, i: int) -> Tensor:
+        """Density of this field at points ``[N, 3]`` (input-view frame) of batch element ``i``."""
         scene = self.scene(self.sequences[i])
         world = points.double() @ self.world_from_view0[i, :3, :3].T + self.world_from_view0[i, :3, 3]
         occupied = scene.occupied(world.float())

@@ -24,7 +24,6 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import torch
 from omegaconf import OmegaConf
@@ -40,21 +39,19 @@ from bts.rendering.renderer import RendererConfig
 from bts.training.engine import objective_config
 from bts.training.objective import training_step
 from datasets.factory import build_dataset, dataset_root
-from datasets.synthetic import load_scene
-from scripts.oracle_loss import compose_config
+from scripts.oracle_loss import OracleField, compose_config
 
 OCCUPIED_RAW, EMPTY_RAW = 1000.0, -30.0  # softplus: 1000 and ~1e-13
 
 
 class PerfectTeacherStudent(nn.Module):
-    """A BTS model trained through the KDBTS interface (``training_density``) against the exact scene."""
+    """A BTS model trained through the KDBTS interface (``training_density``) against the exact scene (the
+    ``truth`` field of :class:`scripts.oracle_loss.OracleField`, which also holds the batch's sequences and poses)."""
 
     def __init__(self, student: nn.Module, root: Path, loss: str):
         super().__init__()
-        self.student, self.root, self.loss = student, root, loss
-        self.scenes: dict[str, Any] = {}
-        self.sequences: list[str] = []
-        self.world_from_view0: Tensor | None = None
+        self.student, self.loss = student, loss
+        self.teacher = OracleField(root, "truth")
         self.occupied_share = DistillationAccumulator()
 
     def encoder_views(self, num_views: int, training: bool) -> list[int]:
@@ -67,16 +64,8 @@ class PerfectTeacherStudent(nn.Module):
         return self.student.density(points, encoded)
 
     def teacher_raw(self, points: Tensor) -> Tensor:
-        raw = torch.empty(points.shape[:2])
-        for i in range(points.shape[0]):
-            seq = self.sequences[i]
-            if seq not in self.scenes:
-                self.scenes[seq] = load_scene(self.root, seq)
-            pose = self.world_from_view0[i]
-            world = points[i].detach().double() @ pose[:3, :3].T + pose[:3, 3]
-            occupied = self.scenes[seq].occupied(world.float())
-            raw[i] = torch.where(occupied, torch.tensor(OCCUPIED_RAW), torch.tensor(EMPTY_RAW))
-        return raw.to(points.device)
+        occupied = torch.stack([self.teacher.sigma_of(points[i].detach(), i) > 0 for i in range(points.shape[0])])
+        return torch.where(occupied, OCCUPIED_RAW, EMPTY_RAW).to(points.device)
 
     def training_density(self, points: Tensor, encoded, kd: DistillationAccumulator, **_) -> DensityOutput:
         out = self.student.density(points, encoded)
@@ -106,8 +95,8 @@ def train(cfg: dict, loss: str, steps: int, out: Path, lr: float, seed: int, che
     step, start = 0, time.perf_counter()
     while step < steps:
         for batch in loader:
-            model.sequences = [dataset.datapoints[int(j)][0] for j in batch["index"]]
-            model.world_from_view0 = batch["world_from_view0"].double()
+            model.teacher.sequences = [dataset.datapoints[int(j)][0] for j in batch["index"]]
+            model.teacher.world_from_view0 = batch["world_from_view0"].double()
             model.occupied_share = DistillationAccumulator()
             result = training_step(model, batch, objective, renderer, generator=generator)
             opt.zero_grad()

@@ -166,15 +166,6 @@ def _frame(root: Path) -> Frame:
     return Frame(ds, 0, ds[0])
 
 
-def _float64_chain(protocol: BtsProtocol, frame: Frame, rows) -> torch.Tensor:
-    """``level <- lidar`` of each row, the project's way (float64, relative to the input view)."""
-    ds = frame.dataset
-    pose_to_world = ds.poses[frame.sequence].pose_to_world
-    level_from_world = protocol.level_from_cam @ torch.linalg.inv(frame.item["world_from_view0"].double())
-    velo_to_pose = torch.from_numpy(np.asarray(ds.velo_to_pose, dtype=np.float64))
-    return torch.stack([level_from_world @ torch.from_numpy(pose_to_world[r]).double() @ velo_to_pose for r in rows])
-
-
 def _reference_float32(frame: Frame, rows) -> torch.Tensor:
     """The original's chain written out here from its code's order of operations: the dataset reads poses and
     calibration as float32 and chains them in numpy; the evaluator inverts the absolute camera-to-world pose of the
@@ -206,14 +197,14 @@ def test_original_numerics_emulate_the_float32_chain_far_from_the_origin(synthet
     assert far.item["cameras"][0] == 0  # the left perspective camera, whose chain the reference writes out
 
     # float64: the levelled frame is relative to the input view, so moving the world changes nothing.
-    assert torch.allclose(_float64_chain(protocol, near, rows), _float64_chain(protocol, far, rows), atol=1e-9)
+    assert torch.allclose(protocol.level_from_lidar(near, rows), protocol.level_from_lidar(far, rows), atol=1e-9)
 
     errors = {}
     for name, frame in (("near", near), ("far", far)):
         level_from_cam, lidar = original_chain_float32(frame, 5.0, rows)
         assert lidar.dtype == torch.float32 and lidar.shape == (len(rows), 4, 4)
         assert torch.equal(lidar, _reference_float32(frame, rows))  # the original's own float32 values, bit for bit
-        errors[name] = (lidar.double() - _float64_chain(protocol, frame, rows)).abs()[:, :3, 3].max().item()
+        errors[name] = (lidar.double() - protocol.level_from_lidar(frame, rows)).abs()[:, :3, 3].max().item()
         rotation = level_from_cam[:3, :3].double()
         assert torch.allclose(rotation, protocol.level_from_cam[:3, :3], atol=1e-5)
     # At kilometres from the origin float32 carries ~2e-4 m per coordinate: the chain is off by that much, as the

@@ -47,7 +47,7 @@ def test_oracle_densities_follow_their_definitions(synthetic_root):
     sigma = {}
     for name, field in fields.items():
         field.sequences, field.world_from_view0 = [sequence], pose[None]
-        sigma[name] = field._element(points, 0) > 0
+        sigma[name] = field.sigma_of(points, 0) > 0
     occupied = scene.occupied(points + origin.float())  # the field's points are in the input view's frame
     assert torch.equal(sigma["truth"], occupied)
     assert (sigma["shadow"] >= occupied).all() and (sigma["thin"] <= occupied).all()

@@ -38,8 +38,8 @@ def test_the_student_trains_on_the_distillation_term_alone_and_is_an_ordinary_bt
 def test_the_teacher_is_the_exact_scene(synthetic_root):
     sequence = sorted(p.name for p in (synthetic_root / "ground_truth").iterdir())[0]
     model = perfect_teacher.PerfectTeacherStudent(torch.nn.Identity(), synthetic_root, "bce")
-    model.sequences = [sequence]
-    model.world_from_view0 = torch.eye(4, dtype=torch.float64)[None]
+    model.teacher.sequences = [sequence]
+    model.teacher.world_from_view0 = torch.eye(4, dtype=torch.float64)[None]
     points = torch.rand(1, 3000, 3) * torch.tensor([40.0, 12.0, 4.0]) - torch.tensor([0.0, 6.0, 0.5])
     raw = model.teacher_raw(points)[0]
     occupied = load_scene(synthetic_root, sequence).occupied(points[0])

@@ -21,13 +21,12 @@ from typing import Any
 import hydra
 import imageio.v3 as iio
 import torch
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from bts.cli import friendly_errors
 from bts.export import VoxelGridSpec, export_grid, occupancy_grid
-from bts.inference import DEFAULT_IMAGE_SIZE, LoadedModel, load_model
+from bts.inference import LoadedModel
 from bts.runs import register_resolvers
 from bts.visualization.bev import BevGrid
 from bts.visualization.frames import (
@@ -43,6 +42,7 @@ from bts.visualization.inputs import load_user_image
 from bts.visualization.trajectories import BUILTIN, resolve_trajectory
 from bts.visualization.video import FrameWriter, to_uint8
 from datasets.factory import build_dataset
+from evaluation.selection import data_config, input_size, load, resolved_data
 
 log = logging.getLogger("render")
 
@@ -56,40 +56,31 @@ def checkpoint_name(path: Path) -> str:
     return p.stem
 
 
-def resolve_device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
-
-
 def model_size(cfg: DictConfig, loaded: LoadedModel) -> tuple[int, int]:
-    size = cfg.image_size or loaded.training_image_size() or DEFAULT_IMAGE_SIZE
-    return int(size[0]), int(size[1])
+    """The (H, W) the model sees: ``image_size``, else the training run's, else the data's (as the evaluations)."""
+    return input_size(cfg.image_size, loaded, data_config(cfg, loaded)[0])
 
 
-def data_config(cfg: DictConfig, loaded: LoadedModel) -> dict[str, Any]:
-    """The training run's ``data`` node (with ``input.source=auto``), else the ``data`` group, reduced to the input
-    view for single-view models."""
-    if cfg.input.source not in ("auto", "config"):
-        raise ValueError(f"input.source must be 'auto' or 'config', got {cfg.input.source!r}")
-    run_data = (loaded.run_config or {}).get("data")
-    if cfg.input.source == "auto" and run_data:
-        log.info("input data: those of the checkpoint's training run (%s)", run_data["name"])
-        data = dict(run_data)
-    else:
-        data = OmegaConf.to_container(cfg.data, resolve=True)  # type: ignore[assignment]
-    if cfg.image_size is not None:
-        data["image_size"] = list(cfg.image_size)
+def input_data(cfg: DictConfig, loaded: LoadedModel) -> dict[str, Any]:
+    """The data of the input views, chosen as in the evaluations (``data=`` of the command line, else the training
+    run's, else the KITTI-360 defaults; :func:`evaluation.selection.data_config`), at the model's input size and
+    reduced to the input view for single-view models. Data named on the command line keep their own image size
+    (``data.image_size=``), unless ``image_size`` is set."""
+    data, source = data_config(cfg, loaded)
+    log.info("input data from %s: %s", source, data.get("name"))
+    out: dict[str, Any] = OmegaConf.to_container(resolved_data(cfg, data), resolve=True)  # type: ignore[assignment]
+    if cfg.image_size is not None or source != "command line":
+        out["image_size"] = list(model_size(cfg, loaded))
     if loaded.single_view:
-        data["frames"] = {**data["frames"], "num_timesteps": 1, "stereo": False, "fisheye": False}
-    return data
+        out["frames"] = {**out["frames"], "num_timesteps": 1, "stereo": False, "fisheye": False}
+    return out
 
 
 def dataset_views(cfg: DictConfig, loaded: LoadedModel, count: int | None, step: int = 1
                   ) -> tuple[list[str], Iterator[InputView]]:
     """``count`` datapoints of one sequence of the split, from ``input.index`` on: their names
     (``<sequence>_<frame id>``) and the input views (loaded lazily)."""
-    dataset = build_dataset(data_config(cfg, loaded), cfg.paths, cfg.input.split)
+    dataset = build_dataset(input_data(cfg, loaded), cfg.paths, cfg.input.split)
     rows = sorted((seq, row, i) for i, (seq, row, side) in enumerate(dataset.datapoints) if side == "l")
     sequences = list(dict.fromkeys(seq for seq, _, _ in rows))
     sequence = cfg.input.sequence or sequences[0]
@@ -213,7 +204,7 @@ def render(cfg: DictConfig) -> Path:
 def _render(cfg: DictConfig) -> Path:
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
-    loaded = load_model(cfg.checkpoint, device=resolve_device(cfg.device), view_subset_name=cfg.view_subset)
+    loaded = load(cfg)
     log.info("model: %s from %s", loaded.description, loaded.checkpoint)
     renderer = loaded.renderer_config(num_samples=cfg.render.num_samples)
     rays_per_chunk = cfg.render.rays_per_chunk or max(1, renderer.chunk_points // renderer.num_samples)
@@ -231,9 +222,6 @@ register_resolvers()  # ${run_dir:...} of the log folder
 @hydra.main(config_path="configs", config_name="render", version_base="1.3")
 @friendly_errors
 def main(cfg: DictConfig) -> None:
-    # Overriding data.* on the command line means "render these data", not the training run's.
-    if any(o.split("=")[0].lstrip("+~").startswith("data") for o in HydraConfig.get().overrides.task):
-        cfg.input.source = "config"
     print(f"wrote {render(cfg)}")
 
 

@@ -57,16 +57,22 @@ class LoadedModel:
 
     @property
     def single_view(self) -> bool:
-        return self.kind != "mvbts" or self.view_subset == "mono"
+        return self.kind != "mvbts" or self.views == "mono"
 
     @property
-    def view_subset(self) -> str:
+    def views(self) -> str:
+        """The named view subset the model encodes (docs/decisions.md §7): ``mono`` for single-view models."""
         return getattr(self.model, "eval_views", "mono") if self.kind == "mvbts" else "mono"
 
     @property
     def description(self) -> str:
         """How the model is named in tables: ``bts``, ``kdbts`` or ``mvbts[stereo_temporal]``."""
-        return f"mvbts[{self.view_subset}]" if self.kind == "mvbts" else self.kind
+        return f"mvbts[{self.views}]" if self.kind == "mvbts" else self.kind
+
+    def record(self) -> dict[str, Any]:
+        """What every results file says about the model: checkpoint, kind, description, views, source format."""
+        return {"checkpoint": str(self.checkpoint), "kind": self.kind, "description": self.description,
+                "views": self.views, "source_format": self.source_format}
 
     @property
     def conventions(self) -> dict[str, str]:
@@ -124,24 +130,24 @@ class LoadedModel:
 
 
 def load_model(checkpoint: Path | str, *, device: str | torch.device = "cpu",
-               kinds: tuple[str, ...] = MODEL_KINDS, view_subset_name: str | None = None) -> LoadedModel:
+               kinds: tuple[str, ...] = MODEL_KINDS, views: str | None = None) -> LoadedModel:
     """Rebuild the model of a checkpoint from its saved config (never downloading weights) in eval mode.
 
-    ``view_subset_name`` selects the encoded views of an MVBTS model (docs/decisions.md §7); for single-view models only
-    ``mono`` (or ``None``) is accepted.
+    ``views`` names the encoded view subset of an MVBTS model (docs/decisions.md §7; ``None``: the model's own
+    ``model.views.eval_views``); for single-view models only ``mono`` (or ``None``) is accepted.
     """
     path = Path(checkpoint)
     data, source_format = _read(path, kinds)
     kind = data["model_kind"]
     model = build_model(data["config"], pretrained=False)
     load_state_strict(model, data["model"], str(path))
-    if view_subset_name is not None:
-        view_subset(view_subset_name)  # unknown names fail here, listing the known ones
+    if views is not None:
+        view_subset(views)  # unknown names fail here, listing the known ones
         if isinstance(model, MVBTSModel) and kind == "mvbts":
-            model.eval_views = view_subset_name
-        elif view_subset_name != "mono":
-            raise ValueError(f"{path} holds a single-view {kind!r} model; view subset {view_subset_name!r} needs an "
-                             "MVBTS checkpoint (train.py -cn mvbts)")
+            model.eval_views = views
+        elif views != "mono":
+            raise ValueError(f"{path} holds a single-view {kind!r} model; views={views!r} needs an MVBTS "
+                             "checkpoint (train.py -cn mvbts)")
     model.eval().to(device)
     for p in model.parameters():
         p.requires_grad_(False)

@@ -33,18 +33,18 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from jaxtyping import Bool, Float  # noqa: E402
-from omegaconf import DictConfig, OmegaConf  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
 from torch import Tensor  # noqa: E402
 from torch.utils.data import Dataset  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from bts.cli import friendly_errors  # noqa: E402
-from bts.inference import LoadedModel, load_model  # noqa: E402
+from bts.inference import LoadedModel  # noqa: E402
 from bts.rendering.renderer import RendererConfig, render_depth  # noqa: E402
 from bts.runs import register_resolvers  # noqa: E402
-from evaluation.common import (data_config, frame_indices, frame_selection, input_size, iterate,  # noqa: E402
-                               mean_over_frames, metrics_table, model_views, seeded, select_device, with_frames,
-                               write_results)
+from evaluation.reporting import mean_over_frames, metrics_table, write_results, written  # noqa: E402
+from evaluation.selection import (data_config, frame_indices, frame_selection, input_size, iterate, load,  # noqa: E402
+                                  model_views, resolved_data, seeded, with_frames)
 from evaluation.metrics import DEPTH_METRICS, depth_metrics, median_scale_ratio  # noqa: E402
 
 log = logging.getLogger("evaluation.depth")
@@ -108,8 +108,7 @@ def kitti360_data(cfg: DictConfig, data: DictConfig, size: tuple[int, int], load
     if cfg.gt not in GROUND_TRUTHS:
         raise ValueError(f"gt must be one of {GROUND_TRUTHS}, got {cfg.gt!r}")
     data = with_frames(data, frame_selection(model_views(loaded), need_stereo=False), size)
-    full = OmegaConf.merge({"paths": cfg.paths}, {"data": data}).data
-    dataset = build_dataset(full, cfg.paths, cfg.split, lidar_depth=cfg.gt == "lidar")
+    dataset = build_dataset(resolved_data(cfg, data), cfg.paths, cfg.split, lidar_depth=cfg.gt == "lidar")
     root = Path(dataset.layout.root)
 
     def name_of(index: int, item: dict[str, Any]) -> str:
@@ -187,8 +186,7 @@ def summarise(cfg: DictConfig, loaded: LoadedModel, source: DepthData, renderer:
                      "median_scaling": cfg.median_scaling, "upsampling": "nearest", "jitter": cfg.jitter,
                      "seed": cfg.seed, "crop": source.info.get("crop", "none"), "num_samples": renderer.num_samples,
                      "near": renderer.near, "far": renderer.far},
-        "model": {"checkpoint": str(loaded.checkpoint), "kind": loaded.kind, "description": loaded.description,
-                  "view_subset": loaded.view_subset, "source_format": loaded.source_format},
+        "model": loaded.record(),
         "data": {**source.info, "data_from": data_from},
         "metrics": mean_over_frames(rows, DEPTH_METRICS),
         "frames": len(rows),
@@ -218,8 +216,7 @@ def table(summary: dict[str, Any]) -> str:
 
 def run(cfg: DictConfig, out_dir: Path, progress: bool = True) -> dict[str, Any]:
     """Evaluate, write ``results.json`` and ``per_frame.csv`` into ``out_dir`` and return the summary."""
-    device = select_device(cfg.device)
-    loaded = load_model(cfg.checkpoint, device=device, view_subset_name=cfg.views)
+    loaded = load(cfg)
     data, data_from = data_config(cfg, loaded)
     size = input_size(cfg.image_size, loaded, data)
     build = kitti_raw_data if data.name == "kitti_raw" else kitti360_data
@@ -246,7 +243,7 @@ def main(cfg: DictConfig) -> None:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     summary = run(cfg, out_dir)
     print(table(summary))
-    print(f"wrote {out_dir / 'results.json'} and {out_dir / 'per_frame.csv'}")
+    print(written(out_dir))
 
 
 if __name__ == "__main__":

@@ -22,20 +22,20 @@ import hydra  # noqa: E402
 import torch  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from jaxtyping import Float  # noqa: E402
-from omegaconf import DictConfig, OmegaConf  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
 from torch import Tensor  # noqa: E402
 from torch.utils.data import Dataset  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from bts.cli import friendly_errors  # noqa: E402
-from bts.inference import LoadedModel, load_model  # noqa: E402
+from bts.inference import LoadedModel  # noqa: E402
 from bts.rendering.colour import sample_colours_pinhole  # noqa: E402
 from bts.rendering.rays import Rays, image_rays  # noqa: E402
 from bts.rendering.renderer import RendererConfig, render_colours, render_rays  # noqa: E402
 from bts.runs import register_resolvers  # noqa: E402
-from evaluation.common import (data_config, frame_indices, frame_selection, input_size, iterate,  # noqa: E402
-                               mean_over_frames, metrics_table, model_views, seeded, select_device, stereo_partner,
-                               with_frames, write_results)
+from evaluation.reporting import mean_over_frames, metrics_table, write_results, written  # noqa: E402
+from evaluation.selection import (data_config, frame_indices, frame_selection, input_size, iterate, load,  # noqa: E402
+                                  model_views, resolved_data, seeded, select_device, stereo_partner, with_frames)
 from evaluation.metrics import psnr, ssim  # noqa: E402
 from evaluation.perceptual import Lpips, build_lpips  # noqa: E402
 
@@ -103,8 +103,7 @@ def nvs_dataset(cfg: DictConfig, data: DictConfig, size: tuple[int, int], loaded
     from datasets.factory import build_dataset  # noqa: PLC0415
 
     data = with_frames(data, frame_selection(model_views(loaded), need_stereo=True), size)
-    full = OmegaConf.merge({"paths": cfg.paths}, {"data": data}).data
-    dataset = build_dataset(full, cfg.paths, cfg.split)
+    dataset = build_dataset(resolved_data(cfg, data), cfg.paths, cfg.split)
     return dataset, lambda i, item: f"{dataset.datapoints[i][0]}/{int(item['frame_ids'][0]):010d}"
 
 
@@ -145,7 +144,7 @@ def run(cfg: DictConfig, out_dir: Path, progress: bool = True) -> dict[str, Any]
     lpips = build_lpips(cfg.lpips_alexnet_weights, device, enabled=cfg.lpips)
     if lpips.reason:
         log.warning("%s", lpips.reason)
-    loaded = load_model(cfg.checkpoint, device=device, view_subset_name=cfg.views)
+    loaded = load(cfg)
     data, data_from = data_config(cfg, loaded)
     size = input_size(cfg.image_size, loaded, data)
     dataset, name_of = nvs_dataset(cfg, data, size, loaded)
@@ -160,8 +159,7 @@ def run(cfg: DictConfig, out_dir: Path, progress: bool = True) -> dict[str, Any]
                      "crop": cfg.crop, "ssim": "7x7 uniform window, sample covariance, K1 0.01, K2 0.03, range 1",
                      "psnr_data_range": 1.0, "lpips_net": "alex", "jitter": cfg.jitter, "seed": cfg.seed,
                      "num_samples": renderer.num_samples, "near": renderer.near, "far": renderer.far},
-        "model": {"checkpoint": str(loaded.checkpoint), "kind": loaded.kind, "description": loaded.description,
-                  "view_subset": loaded.view_subset, "source_format": loaded.source_format},
+        "model": loaded.record(),
         "data": {"name": data.name, "root": str(getattr(dataset, "root", None) or dataset.layout.root),
                  "split": cfg.split if data.name != "kitti_raw" else str(dataset.split_file),
                  "image_size": list(size), "data_from": data_from},
@@ -183,7 +181,7 @@ def main(cfg: DictConfig) -> None:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     summary = run(cfg, out_dir)
     print(table(summary))
-    print(f"wrote {out_dir / 'results.json'} and {out_dir / 'per_frame.csv'}")
+    print(written(out_dir))
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ with an error saying they need the synthetic city's exact scene.
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import math
@@ -49,15 +48,16 @@ from tqdm import tqdm  # noqa: E402
 
 from bts.cli import friendly_errors  # noqa: E402
 from bts.errors import UserError  # noqa: E402
-from bts.inference import LoadedModel, load_model  # noqa: E402
+from bts.inference import LoadedModel  # noqa: E402
 from bts.rendering.renderer import query_density, render_depth  # noqa: E402
 from bts.results import write_json  # noqa: E402
 from bts.runs import register_resolvers  # noqa: E402
 from datasets.factory import build_dataset  # noqa: E402
 from datasets.kitti_360.dataset import Kitti360Dataset  # noqa: E402
 from evaluation.ceilings import CEILINGS, ExactScenes, check_margin, frame_ceiling, prediction_label  # noqa: E402
-from evaluation.common import (data_config, frame_indices, frame_selection, input_size, model_views,  # noqa: E402
-                               select_device, with_frames)
+from evaluation.reporting import cell, mean_over_frames, write_results, written  # noqa: E402
+from evaluation.selection import (data_config, frame_indices, frame_selection, input_size, load,  # noqa: E402
+                                  model_views, resolved_data, seeded, with_frames)
 from evaluation.gt_cache import GroundTruthCache  # noqa: E402
 from evaluation.protocols import DepthMap, Frame, OccupancyProtocol, build_protocol, visible_from_depth  # noqa: E402
 
@@ -99,12 +99,9 @@ class OccupancyResult:
         """Per-group means over frames, skipping NaN values (a frame without occluded points has no IE_*)."""
         out: dict[str, dict[str, float]] = {}
         for g in self.groups():
-            keys = {k for row in self.per_frame for k in row["metrics"].get(g, {})}
-            out[g] = {}
-            for k in sorted(keys, key=lambda k: (METRICS.index(k) if k in METRICS else 99, k)):
-                values = [row["metrics"][g][k] for row in self.per_frame if g in row["metrics"]]
-                finite = [v for v in values if not math.isnan(v)]
-                out[g][k] = float(np.mean(finite)) if finite else math.nan
+            rows = [row["metrics"][g] for row in self.per_frame if g in row["metrics"]]
+            keys = sorted({k for row in rows for k in row}, key=lambda k: (METRICS.index(k) if k in METRICS else 99, k))
+            out[g] = {k: math.nan if v is None else v for k, v in mean_over_frames(rows, keys).items()}
         return out
 
     def to_json(self) -> dict[str, Any]:
@@ -126,7 +123,7 @@ class OccupancyResult:
         for g, values in self.mean().items():
             if g == "lidar_vs_exact":
                 continue
-            lines.append(f"{g:<16}" + "".join(f"{values.get(m, math.nan):>9.4f}" for m in METRICS))
+            lines.append(f"{g:<16}" + "".join(cell(values.get(m), 9) for m in METRICS))
         agreement = self.mean().get("lidar_vs_exact")
         if agreement:
             lines.append("lidar ground truth vs exact: " + ", ".join(f"{k} {v:.4f}" for k, v in agreement.items()))
@@ -167,8 +164,7 @@ def predict(loaded: LoadedModel, protocol: OccupancyProtocol, frame: Frame, pred
     if protocol.needs_model_depth or prediction == "behind_depth":
         h, w = images.shape[-2:]
         renderer = loaded.renderer_config(chunk_points=chunk_points)
-        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
-            torch.manual_seed(p.jitter_seed)
+        with seeded(p.jitter_seed, dev):
             depth = DepthMap(render_depth(density_fn, intr[:, 0].to(dev), c2w[:, 0].to(dev), h, w, renderer,
                                           jitter=p.depth_jitter, ray_positions=loaded.ray_positions)[0].cpu(),
                              loaded.ray_positions)
@@ -203,9 +199,7 @@ def evaluate_occupancy(loaded: LoadedModel, dataset: Kitti360Dataset, protocol: 
             scenes.get(dataset.layout.root, seq)
     result = OccupancyResult(
         protocol=protocol.describe(),
-        model={"checkpoint": str(loaded.checkpoint), "kind": loaded.kind, "description": loaded.description,
-               "view_subset": loaded.view_subset, "prediction": prediction,
-               "prediction_margin": margin, "source_format": loaded.source_format},
+        model={**loaded.record(), "prediction": prediction, "prediction_margin": margin},
         data={"root": str(dataset.layout.root), "split": dataset.split_file.name, **(data_info or {})})
     result.data.setdefault("name", "kitti_360")
     t_gt = t_model = t_gt_cold = 0.0
@@ -249,16 +243,13 @@ def write_outputs(result: OccupancyResult, out_dir: Path) -> None:
         np.savez_compressed(out_dir / "predictions.npz", frame=np.asarray(result.predictions["frame"]),
                             protocol=np.asarray(json.dumps(result.protocol, default=float)),
                             model=np.asarray(json.dumps(result.model, default=str)), **arrays)
-    write_json(out_dir / "results.json", result.to_json())
-    groups = result.groups()
-    with open(out_dir / "per_frame.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        columns = [(g, m) for g in groups for m in (METRICS if g != "lidar_vs_exact" else
-                                                    sorted(result.per_frame[0]["metrics"][g]))]
-        writer.writerow(["index", "frame", "num_scans", "gt_cached"] + [f"{g}.{m}" for g, m in columns])
-        for row in result.per_frame:
-            writer.writerow([row["index"], row["frame"], row["num_scans"], row["gt_cached"]]
-                            + [row["metrics"].get(g, {}).get(m, math.nan) for g, m in columns])
+    columns = [(g, m) for g in result.groups() for m in (METRICS if g != "lidar_vs_exact" else
+                                                         sorted(result.per_frame[0]["metrics"][g]))]
+    rows = [{"index": row["index"], "frame": row["frame"], "num_scans": row["num_scans"], "gt_cached": row["gt_cached"],
+             **{f"{g}.{m}": row["metrics"].get(g, {}).get(m, math.nan) for g, m in columns}}
+            for row in result.per_frame]
+    write_results(out_dir, result.to_json(), rows,
+                  ["index", "frame", "num_scans", "gt_cached", *(f"{g}.{m}" for g, m in columns)])
 
 
 def protocol_of(cfg: DictConfig) -> OccupancyProtocol:
@@ -271,7 +262,7 @@ def protocol_of(cfg: DictConfig) -> OccupancyProtocol:
 
 def split_dataset(cfg: DictConfig, data: DictConfig) -> Kitti360Dataset:
     """The dataset of ``cfg.split`` for a ``data`` node (with the run's ``paths``)."""
-    return build_dataset(OmegaConf.merge({"paths": cfg.paths}, {"data": data}).data, cfg.paths, cfg.split)
+    return build_dataset(resolved_data(cfg, data), cfg.paths, cfg.split)
 
 
 def ground_truth_cache(cfg: DictConfig) -> GroundTruthCache:
@@ -314,7 +305,7 @@ def cache_ground_truth(cfg: DictConfig, out_dir: Path, progress: bool = True) ->
 
 def run(cfg: DictConfig, out_dir: Path) -> OccupancyResult:
     margin = check_prediction(cfg.prediction, cfg.get("prediction_margin"))
-    loaded = load_model(cfg.checkpoint, device=select_device(cfg.device), view_subset_name=cfg.views)
+    loaded = load(cfg)
     protocol = protocol_of(cfg)
     data, source = data_config(cfg, loaded)
     # Load only the frames the model encodes (one image for single-view models), at the model's input size.
@@ -356,7 +347,7 @@ def main(cfg: DictConfig) -> None:
     t = result.timing
     print(f"seconds per frame: ground truth {t['ground_truth']:.3f} (cold {t['ground_truth_cold']:.3f}), "
           f"model {t['model']:.3f}; cache hits {t['cache_hits']}, misses {t['cache_misses']}")
-    print(f"wrote {out_dir / 'results.json'} and {out_dir / 'per_frame.csv'}")
+    print(written(out_dir))
 
 
 if __name__ == "__main__":

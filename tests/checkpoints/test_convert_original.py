@@ -312,8 +312,8 @@ def test_cli_writes_a_checkpoint_that_load_model_reads(kdbts_file, tmp_path):
     assert torch.equal(loaded.model.field.head.lin_out.weight, sd[P + "heads.singleviewhead.lin_out.weight"])
 
     main(["--checkpoint", str(kdbts_file), "--teacher", "--out", str(tmp_path / "teacher.pt")])
-    teacher = load_model(tmp_path / "teacher.pt", view_subset_name="stereo")
-    assert teacher.kind == "mvbts" and teacher.view_subset == "stereo"
+    teacher = load_model(tmp_path / "teacher.pt", views="stereo")
+    assert teacher.kind == "mvbts" and teacher.views == "stereo"
     assert torch.equal(teacher.model.field.head.phi2.lin_in.weight, sd[P + "heads.multiviewhead3.mlp2.lin_in.weight"])
     out.unlink()
     (tmp_path / "teacher.pt").unlink()

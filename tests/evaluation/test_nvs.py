@@ -12,7 +12,7 @@ import pytest
 import torch
 from eval_fixtures import ROOT, save_untrained
 
-from evaluation.common import frame_selection, stereo_partner
+from evaluation.selection import frame_selection, stereo_partner
 from evaluation.metrics import psnr, ssim
 from evaluation.nvs import crop_border, image_metrics, render_novel_view
 from evaluation.perceptual import ALEXNET_FILE, build_lpips

@@ -236,9 +236,9 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 
 def test_view_subset_needs_an_mvbts_checkpoint(tiny_checkpoint):
     with pytest.raises(ValueError, match="needs an MVBTS checkpoint"):
-        load_model(tiny_checkpoint, view_subset_name="stereo")
+        load_model(tiny_checkpoint, views="stereo")
     with pytest.raises(KeyError, match="unknown view subset"):
-        load_model(tiny_checkpoint, view_subset_name="stereoo")
+        load_model(tiny_checkpoint, views="stereoo")
 
 
 def strict_json(path):
@@ -327,7 +327,7 @@ def test_entry_point_refuses_a_file_that_is_no_checkpoint_and_an_unknown_key(tmp
 def test_imported_models_get_the_original_intrinsics_convention():
     from omegaconf import OmegaConf
 
-    from evaluation.common import data_config
+    from evaluation.selection import data_config
 
     cfg = OmegaConf.create({"data": {"name": "kitti_360", "pixel_convention": "center"}})
     imported = LoadedModel(nn.Linear(1, 1), "bts", {"imported": {"conventions": {"intrinsics": "corner"}}},
@@ -338,7 +338,7 @@ def test_imported_models_get_the_original_intrinsics_convention():
 
 
 def test_frame_selection_with_stride_and_limit():
-    from evaluation.common import frame_indices
+    from evaluation.selection import frame_indices
 
     assert frame_indices(10, None, None, 3) == [0, 3, 6, 9]
     assert frame_indices(10, None, 2, 3) == [0, 3]

@@ -1,17 +1,21 @@
-"""Shared plumbing of the depth and novel-view evaluations: the data to evaluate on, the frames to load, devices,
-averaging over frames and writing results.
+"""What an evaluation or a rendering runs on: the device, the model, the data, the frames.
 
-The data rule is that of ``evaluation/occupancy.py``: the ``data`` of the command line, else the training run's
-(read from the checkpoint's run folder), else ``configs/data/kitti_360.yaml`` (the synthetic city when no KITTI-360
-root is configured).
+One way for every entry point (``evaluation/occupancy.py``, ``evaluation/depth.py``, ``evaluation/nvs.py`` and
+``render_novel_view.py``), so that the same command-line keys mean the same thing everywhere:
+
+- ``device=auto|cpu|cuda|cuda:N`` (:func:`select_device`);
+- ``checkpoint=PATH views=<subset>`` (:func:`load`; ``views`` is the MVBTS view subset, docs/decisions.md §7);
+- ``data=...``: the ``data`` of the command line, else the training run's (read from the checkpoint's run folder),
+  else ``configs/data/kitti_360.yaml`` (the synthetic city when no KITTI-360 root is configured)
+  (:func:`data_config`);
+- ``image_size=[H, W]``: else the training run's, else the data's (:func:`input_size`);
+- ``frames=[...] frame_stride=N max_frames=N`` (:func:`frame_indices`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import logging
-import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,8 +24,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from bts.inference import LoadedModel
-from bts.results import write_json
+from bts.inference import LoadedModel, load_model
 from datasets.kitti_360.frames import view_subset
 
 log = logging.getLogger(__name__)
@@ -34,6 +37,11 @@ def select_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def load(cfg: DictConfig) -> LoadedModel:
+    """The model of ``cfg.checkpoint`` on ``cfg.device`` with the view subset ``cfg.views`` (``None``: its own)."""
+    return load_model(cfg.checkpoint, device=select_device(cfg.device), views=cfg.views)
 
 
 def data_config(cfg: DictConfig, loaded: LoadedModel) -> tuple[DictConfig, str]:
@@ -56,6 +64,11 @@ def data_config(cfg: DictConfig, loaded: LoadedModel) -> tuple[DictConfig, str]:
     return data, source
 
 
+def resolved_data(cfg: DictConfig, data: DictConfig) -> DictConfig:
+    """``data`` with its interpolations (``${paths.*}``) resolved against the command's ``paths``."""
+    return OmegaConf.merge({"paths": cfg.paths}, {"data": data}).data
+
+
 def input_size(requested: Sequence[int] | None, loaded: LoadedModel, data: DictConfig) -> tuple[int, int]:
     """The (H, W) the model sees: ``requested``, else the training run's, else the data config's."""
     if requested is not None:
@@ -71,9 +84,9 @@ def model_views(loaded: LoadedModel) -> tuple[int, ...]:
     """Indices (in the standard KITTI-360 item order) of the views the model encodes."""
     if loaded.single_view:
         return (0,)
-    if loaded.view_subset == "all":
+    if loaded.views == "all":
         return tuple(range(NUM_STANDARD_VIEWS))
-    return view_subset(loaded.view_subset)
+    return view_subset(loaded.views)
 
 
 def frame_selection(views: Sequence[int], need_stereo: bool) -> dict[str, Any]:
@@ -133,31 +146,3 @@ def seeded(seed: int, device: torch.device):
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         yield
-
-
-def mean_over_frames(rows: list[dict[str, Any]], keys: Sequence[str]) -> dict[str, float | None]:
-    """Per-key mean over frames, skipping NaN and ``None`` values (a frame without ground truth has no metrics);
-    ``None`` when no frame has a value."""
-    out: dict[str, float | None] = {}
-    for k in keys:
-        values = [float(r[k]) for r in rows if r.get(k) is not None and not math.isnan(float(r[k]))]
-        out[k] = sum(values) / len(values) if values else None
-    return out
-
-
-def write_results(out_dir: Path, summary: dict[str, Any], rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
-    """``results.json`` (the summary) and ``per_frame.csv`` (one row per frame) in ``out_dir``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_json(out_dir / "results.json", summary)
-    with open(out_dir / "per_frame.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(columns)
-        for row in rows:
-            writer.writerow(["" if row.get(c) is None else row[c] for c in columns])
-
-
-def metrics_table(title: str, metrics: dict[str, float | None], keys: Sequence[str]) -> str:
-    """A title line and a two-line table of the metrics (``n/a`` where a metric is ``None``)."""
-    header = "".join(f"{k:>10}" for k in keys)
-    cells = "".join(f"{'n/a':>10}" if metrics.get(k) is None else f"{metrics[k]:>10.4f}" for k in keys)
-    return "\n".join([title, header, "-" * len(header), cells])

@@ -16,29 +16,51 @@ never pass a gradient to the teacher (``sg`` below: stop-gradient). ``kd.loss`` 
   densities as the clipped L1 does. It is not zero at agreement (it equals the entropy of
   ``p_t`` there), so the logged value is not a distance; ``bce_gap`` gives the KL divergence for that.
 
+- ``vis_bce`` (the ray-termination cross-entropy, docs/method.md §5.4): on every rendered ray, the cross-entropy
+  between the teacher's and the student's ray-termination distributions, ``-sum_i w^T_i log w^S_i``. With
+  ``w_i = T_i alpha_i``, ``alpha_i = 1 - exp(-sigma_i delta_i)`` (the renderer's own samples and spacings) it equals,
+  exactly, a sum of per-sample binary cross-entropies of the opacities weighted by the teacher's transmittance:
+
+      -sum_i w^T_i log w^S_i = sum_j T^T_j BCE(alpha^S_j ; alpha^T_j),   T^T_j = prod_{i<j} (1 - alpha^T_i)
+
+  (regroup ``log w^S_i = sum_{k<i} log(1 - alpha^S_k) + log alpha^S_i`` and use ``sum_{i>k} w^T_i = T^T_k (1 -
+  alpha^T_k)``). So the student's samples decouple, and behind the teacher's first surface *as seen from that ray's
+  camera* (``T^T_j = 0``) there is neither loss nor gradient. The rays of a training step come from the loss frames
+  (other times, the stereo partner, the fisheyes), so this term reaches the input view's occluded space wherever
+  another camera's ray passes through it before the teacher's surface, which the per-point losses cannot tell
+  apart from space nobody saw. The last sample is left out: the renderer caps its opacity at 1 for both fields, so
+  its term is 0. The loss is normalised by ``sum_j T^T_j`` over the samples inside the input view's frustum.
+
 The teacher's probability is the soft target: nothing is thresholded before the loss.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from bts.losses.occupancy import occupancy_log_probabilities, occupancy_probability
+from bts.losses.occupancy import MIN_RATE, occupancy_log_probabilities, occupancy_probability
+from bts.rendering.compositing import composite
 
 KD_CLIP = 2.0
 
 
 @dataclass
 class DistillationAccumulator:
-    """Sum and count of the per-point KD terms over the chunks of one render pass."""
+    """The KD term of one render pass, gathered over the chunks of points the renderer queries.
+
+    A per-point loss (``l1``, ``bce``) is summed as it comes (:meth:`add`); the ray loss (``vis_bce``) needs every
+    sample of a ray, so the raw outputs are kept in the renderer's order (:meth:`keep`) and the loss is computed once
+    the sample distances are known (:meth:`loss`).
+    """
 
     total: Tensor | float = 0.0
     count: int = 0
+    kept: dict[str, list[Tensor]] = field(default_factory=dict)
 
     def add(self, per_point: Tensor) -> None:
         self.total = self.total + per_point.sum()
@@ -46,6 +68,21 @@ class DistillationAccumulator:
 
     def mean(self) -> Tensor:
         return torch.as_tensor(self.total) / max(self.count, 1)
+
+    def keep(self, student_raw: Tensor, teacher_raw: Tensor, inside: Tensor) -> None:
+        """Keep one chunk ``[B, n]`` of the flattened ``[B, R * K]`` samples, in the order they are queried."""
+        for key, value in (("student", student_raw), ("teacher", teacher_raw), ("inside", inside)):
+            self.kept.setdefault(key, []).append(value)
+
+    def loss(self, distances: Tensor, hard_alpha_cap: bool = True) -> Tensor:
+        """The distillation term of the pass: the mean of the per-point terms, or, for kept chunks, the ray loss
+        on the samples at ``distances`` ``[B, R, K]`` (:func:`ray_distillation`)."""
+        if not self.kept:
+            return self.mean()
+        student, teacher, inside = (torch.cat(self.kept[k], dim=1).reshape(distances.shape)
+                                    for k in ("student", "teacher", "inside"))
+        total, weight = ray_distillation(student, teacher, distances, inside, hard_alpha_cap)
+        return total / weight.clamp_min(1e-6)
 
 
 def l1_distillation(student_raw: Tensor, teacher_raw: Tensor) -> Tensor:
@@ -71,7 +108,39 @@ def bce_gap(student_raw: Tensor, teacher_raw: Tensor) -> Tensor:
     return bce_distillation(student_raw, teacher_raw) - entropy
 
 
+def _opacity_log_probabilities(sigma: Tensor, deltas: Tensor) -> tuple[Tensor, Tensor]:
+    """``(log alpha, log(1 - alpha))`` of ``alpha = 1 - exp(-sigma delta)``, exact and finite (as the occupancy
+    loss's ``log p``, with ``sigma delta`` floored at ``MIN_RATE`` inside ``log alpha``)."""
+    x = sigma * deltas
+    return torch.log(-torch.expm1(-x.clamp_min(MIN_RATE))), -x
+
+
+def ray_distillation(student_raw: Tensor, teacher_raw: Tensor, distances: Tensor, inside: Tensor,
+                     hard_alpha_cap: bool = True) -> tuple[Tensor, Tensor]:
+    """``(sum_j m_j T^T_j BCE(alpha^S_j; alpha^T_j), sum_j m_j T^T_j)`` over all rays ``[..., K]`` (the module
+    docstring's identity), with ``m_j`` the samples ``inside`` the input frustum, the last sample of every ray
+    excluded. ``T^T`` and ``alpha^T`` come from the renderer's :func:`~bts.rendering.compositing.composite` on the
+    teacher's densities (detached, at every sample of the ray, inside the frustum or not)."""
+    teacher = composite(F.softplus(teacher_raw.detach()), distances, hard_alpha_cap=hard_alpha_cap)
+    deltas = distances[..., 1:] - distances[..., :-1]
+    alpha_t = teacher.alpha[..., :-1]
+    log_a, log_not_a = _opacity_log_probabilities(F.softplus(student_raw[..., :-1]), deltas)
+    bce = -(alpha_t * log_a + (1.0 - alpha_t) * log_not_a)
+    weight = teacher.transmittance[..., :-1] * inside[..., :-1].to(bce.dtype)
+    return (weight * bce).sum(), weight.sum()
+
+
+def ray_cross_entropy(student_raw: Tensor, teacher_raw: Tensor, distances: Tensor,
+                      hard_alpha_cap: bool = True) -> Tensor:
+    """``-sum_i w^T_i log w^S_i`` summed over rays, from both fields' rendering weights: the quantity that
+    :func:`ray_distillation` computes per sample (a reference for testing it)."""
+    w_t = composite(F.softplus(teacher_raw.detach()), distances, hard_alpha_cap=hard_alpha_cap).weights
+    w_s = composite(F.softplus(student_raw), distances, hard_alpha_cap=hard_alpha_cap).weights
+    return -(w_t * w_s.clamp_min(1e-30).log()).sum()
+
+
 KD_LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"l1": l1_distillation, "bce": bce_distillation}
+RAY_LOSSES = ("vis_bce",)  # computed along the rendered rays by DistillationAccumulator.loss
 
 
 def distillation_loss(student_raw: Tensor, teacher_raw: Tensor, kind: str = "l1") -> Tensor:
@@ -80,6 +149,7 @@ def distillation_loss(student_raw: Tensor, teacher_raw: Tensor, kind: str = "l1"
 
 
 def check_kd_loss(kind: str) -> str:
-    if kind not in KD_LOSSES:
-        raise ValueError(f"kd.loss must be one of {sorted(KD_LOSSES)}, got {kind!r}")
+    known = sorted(KD_LOSSES) + list(RAY_LOSSES)
+    if kind not in known:
+        raise ValueError(f"kd.loss must be one of {known}, got {kind!r}")
     return kind

@@ -4,7 +4,8 @@ Rendering and evaluation (``density``) always use the student: the original sile
 (docs/method.md §11-4). During training, ``training_density`` returns the density that the photometric loss renders (the
 student for the ``frozen`` recipe, the teacher for ``joint``) and accumulates the distillation loss over the sample
 points inside the input frustum: the paper's ``L_KD = mean |clip(softplus(s), 0, 2) - clip(softplus(sg(t)), 0, 2)|``
-or, with ``kd.loss=bce``, the cross-entropy of occupancy probabilities (:mod:`bts.losses.distillation`).
+or, with ``kd.loss=bce``, the cross-entropy of occupancy probabilities, or, with ``kd.loss=vis_bce``, the
+ray-termination cross-entropy along the rendered rays (:mod:`bts.losses.distillation`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from bts.encoders import ImageEncoder
 from bts.fields import DensityOutput, EncodedViews
 from bts.fields.mlp import MLP
 from bts.fields.multi_view import MultiViewField
-from bts.losses.distillation import DistillationAccumulator, check_kd_loss, distillation_loss
+from bts.losses.distillation import RAY_LOSSES, DistillationAccumulator, check_kd_loss, distillation_loss
 from bts.models.mvbts import MVBTSModel
 
 RECIPES = ("frozen", "joint")
@@ -39,7 +40,8 @@ class KDBTSModel(MVBTSModel):
     def configure(self, recipe: str, student_photometric: bool, loss: str = "l1") -> None:
         """Set the distillation recipe (docs/decisions.md §4): ``frozen`` freezes the encoder and the teacher and
         turns off teacher view dropout; ``joint`` trains everything. ``loss``: the per-point distillation term
-        (:data:`bts.losses.distillation.KD_LOSSES`: the paper's ``l1``, or ``bce`` on occupancy probabilities)."""
+        (:data:`bts.losses.distillation.KD_LOSSES`: the paper's ``l1``, or ``bce`` on occupancy probabilities) or
+        the ray loss ``vis_bce`` (:data:`~bts.losses.distillation.RAY_LOSSES`)."""
         if recipe not in RECIPES:
             raise ValueError(f"kd.recipe must be one of {RECIPES}, got {recipe!r}")
         self.kd_loss = check_kd_loss(loss)
@@ -74,7 +76,10 @@ class KDBTSModel(MVBTSModel):
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.recipe == "joint"):
             teacher = self.field(points, encoded, tokens=tokens, dropped=dropped)
         inside = ~tokens.invalid[:, 0]
-        kd.add(distillation_loss(student.raw, teacher.raw, self.kd_loss)[inside])
+        if self.kd_loss in RAY_LOSSES:  # needs whole rays: computed after the render pass
+            kd.keep(student.raw, teacher.raw, inside)
+        else:
+            kd.add(distillation_loss(student.raw, teacher.raw, self.kd_loss)[inside])
         if self.recipe == "joint":
             return teacher
         if self.student_photometric:

@@ -179,5 +179,5 @@ def training_step(model, batch: dict, config: ObjectiveConfig, renderer: Rendere
         "smoothness": edge_aware_smoothness(distance, target, ray_mask),
     }
     if kd is not None:
-        terms["distillation"] = kd.mean()
+        terms["distillation"] = kd.loss(render.distances, renderer.hard_alpha_cap)
     return StepOutput(combine_losses(terms, config.weights), rays, render, rendered, target, ray_mask, encoded)

@@ -62,13 +62,17 @@ def test_kd_loss_selects_the_distillation_term_of_the_step(synthetic_root, kd_co
     objective = ObjectiveConfig(rays_per_element=128, weights=LossWeights(distillation=1.0))
     model = build_model(kd_config["model"])
     terms = {}
-    for loss in ("l1", "bce"):
+    for loss in ("l1", "bce", "vis_bce"):
         model.configure("frozen", student_photometric=False, loss=loss)
         model.train()
         out = training_step(model, batch, objective, RendererConfig(num_samples=16),
                             generator=torch.Generator().manual_seed(0))
         terms[loss] = out.loss.terms["distillation"].item()
-    assert terms["l1"] > 0 and terms["bce"] > 0 and terms["l1"] != terms["bce"]
+        if loss == "vis_bce":  # a gradient reaches the student head only
+            out.loss.total.backward()
+            assert model.student_head.lin_in.weight.grad.abs().sum() > 0
+            assert all(p.grad is None for p in model.field.parameters())
+    assert all(v > 0 for v in terms.values()) and len(set(terms.values())) == 3, terms
     with pytest.raises(ValueError, match="kd.loss must be one of"):
         model.configure("frozen", student_photometric=False, loss="l2")
 

@@ -1,4 +1,4 @@
-"""Occupancy evaluation in occluded regions: ``python evaluation/occupancy.py checkpoint=PATH [protocol=bts|exact]``.
+"""Occupancy evaluation in occluded regions: ``python evaluation/occupancy.py checkpoint=PATH [protocol=...]``.
 
 Rebuilds the model from the checkpoint's saved config (BTS, KDBTS's student, a single-view export, or MVBTS with
 ``views=<subset>``), evaluates the test split of the data (by default the data the model was trained on, read from
@@ -6,7 +6,7 @@ its run folder; ``data=kitti_360`` or ``data=synthetic`` to choose), and prints 
 O_rec, IE_prec) with the protocol named. Writes ``results.json`` and ``per_frame.csv`` (and bird's-eye figures of
 the frames listed in ``figures``) into the output folder. Model-independent ground truth is cached on disk.
 
-Options (see ``configs/eval_occupancy.yaml``): ``protocol=bts|exact`` with its parameters (``protocol.num_scans=...``),
+Options (``configs/eval_occupancy.yaml``): ``protocol=bts|exact|kyn`` with its parameters (``protocol.num_scans=N``),
 ``views=stereo``, ``prediction=empty|behind_depth`` (trivial baselines), ``prediction=exact_behind
 [prediction_margin=K]`` (ceilings from the exact truth, below), ``max_frames=N``, ``frames=[0,5]``, ``figures=[0]``,
 ``cache=false``, ``device=cpu|cuda``, ``save_predictions=true`` (per-point predictions and truth in

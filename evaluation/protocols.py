@@ -2,13 +2,16 @@
 
 A protocol says which points are queried, how the ground truth of a frame is built, and how a model's prediction is
 scored. Each is a class with a parameter dataclass and a config file ``configs/protocol/<name>.yaml``; a new
-protocol (for example the deferred ``kyn``) is one more class registered in :data:`PROTOCOLS` plus its config.
+protocol is one more class registered in :data:`PROTOCOLS` plus its config.
 
 - ``bts``: the protocol of the BTS and KDBTS papers with every quirk (levelled frame, one slice, 20 lidar scans,
   polar profiles, vote threshold, visibility from the first scan and from the model's own depth, sigma > 0.5).
 - ``exact`` (synthetic city only): the same grid scored against the exact occupancy of the scene, visibility by ray
   casting in the exact scene (the same occluded set for every method); also reports the ``bts`` numbers of the same
   model and how often the lidar-built ground truth disagrees with the exact one.
+- ``kyn``: the protocol of KYN (CVPR 2024) and ViPOcc: the ``bts`` grid out to z = 50 m (80 x 460 points),
+  300 lidar scans, visibility from the first scan only, the far invisible area cut, O_acc / IE_acc / IE_rec, and
+  the same three inside the objects' widened bounding rectangles where KYN's object label maps are given.
 
 The model's own depth image (visibility) is read back the way its rays were cast (:class:`DepthMap`: pixel centres
 for this project's models, the original's ``linspace(-1, 1)`` for imported ones). ``numerics=original`` builds the
@@ -387,12 +390,130 @@ class ExactProtocol(BtsProtocol):
         return {"exact": exact, "bts": bts, "lidar_vs_exact": agreement}
 
 
-PROTOCOLS: dict[str, type[OccupancyProtocol]] = {"bts": BtsProtocol, "exact": ExactProtocol}
+@dataclass
+class KynParams(BtsParams):
+    """The KYN (CVPR 2024) evaluator's values; ViPOcc runs the same code with ``z_range=[20, 4]``."""
+
+    z_range: tuple[float, float] = (50.0, 4.0)
+    num_scans: int = 300            # scans of frames t .. t + 299 (the rest of the sequence near its end)
+    depth_jitter: bool = False      # unused: visibility comes from the first lidar scan only
+    cut_far_invisible: bool = True  # drop the rows more than cut_margin beyond the farthest visible one
+    cut_margin: float = 2.0         # metres (2 * ppm rows)
+    object_labels: str | None = None  # folder of KYN's <sequence>_<frame:010d>_occgt_anno.png maps (Object_Label)
+    object_z_expand: float = 2.0    # each object's bounding rectangle widened by 2 m in z ...
+    object_x_expand: float = 0.5    # ... and 0.5 m in x
+    ground_truth_maps: str | None = None  # folder of KYN's precomputed <name>_occgt.npy / _visgt.npy (GT_Occ)
+
+
+KYN_METRICS = ("o_acc", "ie_acc", "ie_rec")
+
+
+class KynProtocol(BtsProtocol):
+    """The occupancy protocol of KYN (CVPR 2024) and ViPOcc (docs/method.md §8.1): the ``bts`` grid reaching 50 m,
+    300 lidar scans, visibility from the first scan only (never from the model's depth), the far invisible area cut,
+    and object-level scores where KYN's object label maps are given."""
+
+    name = "kyn"
+    params_class = KynParams
+    needs_model_depth = False
+
+    def __init__(self, params: dict[str, Any] | None = None):
+        super().__init__(params)
+        p = self.params
+        if p.cut_margin < 0 or p.object_z_expand < 0 or p.object_x_expand < 0:
+            raise ValueError("protocol kyn: cut_margin, object_z_expand and object_x_expand must be >= 0, got "
+                             f"{p.cut_margin}, {p.object_z_expand}, {p.object_x_expand}")
+
+    def _map_file(self, folder: str | None, frame: Frame, suffix: str) -> Path | None:
+        return None if folder is None else Path(folder) / f"{frame.sequence}_{frame.frame_id:010d}{suffix}"
+
+    def ground_truth_files(self, frame: Frame) -> list[Path]:
+        p = self.params
+        maps = [self._map_file(p.ground_truth_maps, frame, s) for s in ("_occgt.npy", "_visgt.npy")]
+        if p.ground_truth_maps is not None:
+            files = [m for m in maps if m is not None]
+            for f in files:
+                if not f.is_file():
+                    raise FileNotFoundError(f"protocol kyn: ground_truth_maps={p.ground_truth_maps} has no {f.name} "
+                                            f"for {frame.name} (KYN's GT_Occ maps, one .npy pair per frame)")
+        else:
+            files = super().ground_truth_files(frame)
+        labels = self._map_file(p.object_labels, frame, "_occgt_anno.png")
+        return files + ([labels] if labels is not None and labels.is_file() else [])
+
+    def _bev(self, values: np.ndarray, what: str, path: Path) -> Tensor:
+        """A ``[Z, X]`` map of KYN's layout (row 0 the far end) as a flat ``[P]`` tensor in the grid's order."""
+        x_res, y_res, z_res = self.grid_size
+        if values.shape != (z_res, x_res) or y_res != 1:
+            raise ValueError(f"{path}: {what} of shape {values.shape}, the protocol's grid is {z_res} x {x_res} "
+                             f"(z x x) with one slice")
+        return torch.from_numpy(np.ascontiguousarray(values)).reshape(-1)
+
+    def ground_truth(self, frame: Frame) -> dict[str, Tensor]:
+        p = self.params
+        if p.ground_truth_maps is not None:
+            occ_file, vis_file = (self._map_file(p.ground_truth_maps, frame, s) for s in ("_occgt.npy", "_visgt.npy"))
+            gt = {"occupied": self._bev(np.load(occ_file).astype(bool), "occupancy", occ_file),
+                  "visible_first_scan": self._bev(np.load(vis_file).astype(bool), "visibility", vis_file),
+                  "num_scans": torch.tensor(p.num_scans)}
+        else:
+            gt = super().ground_truth(frame)
+        labels = self._map_file(p.object_labels, frame, "_occgt_anno.png")
+        if labels is not None and labels.is_file():
+            from PIL import Image  # noqa: PLC0415
+
+            gt["object_region"] = self._bev(self.object_region(np.asarray(Image.open(labels))), "object labels",
+                                            labels)
+        return gt
+
+    def object_region(self, labels: np.ndarray) -> np.ndarray:
+        """The union of every labelled object's bounding rectangle, widened by ``object_z_expand`` rows-worth in z
+        and ``object_x_expand`` in x (KYN: rows ``[z0 - 20, z1 + 20)``, columns ``[x0 - 5, x1 + 5)``). Label values:
+        0 free, 255 occupied, anything else an object id."""
+        p = self.params
+        ez, ex = int(p.object_z_expand * p.ppm), int(p.object_x_expand * p.ppm)
+        region = np.zeros(labels.shape[:2], dtype=bool)
+        for obj in np.unique(labels):
+            if obj in (0, 255):
+                continue
+            rows, cols = np.nonzero(labels == obj)
+            region[max(rows.min() - ez, 0):rows.max() + ez, max(cols.min() - ex, 0):cols.max() + ex] = True
+        return region
+
+    def far_cut(self, visible: Tensor) -> Tensor:
+        """The points kept by the far invisible area cut: every row (z, far to near) from ``cut_margin`` beyond the
+        farthest row with a visible point on; all points when nothing is visible or the cut is off."""
+        x_res, y_res, z_res = self.grid_size
+        rows = visible.reshape(y_res, z_res, x_res).any(dim=(0, 2)).nonzero().flatten()
+        keep = torch.ones(y_res, z_res, x_res, dtype=torch.bool)
+        if self.params.cut_far_invisible and len(rows):
+            first = max(int(rows.min()) - int(self.params.cut_margin * self.params.ppm), 0)
+            keep[:, :first] = False
+        return keep.reshape(-1)
+
+    def score(self, gt, pred_occupied, depth, frame):
+        visible = gt["visible_first_scan"]
+        occupied = gt["occupied"] & ~visible
+        nan = dict.fromkeys(KYN_METRICS, math.nan)
+
+        def three(mask: Tensor) -> dict[str, float]:
+            m = occupancy_metrics(pred_occupied[mask], occupied[mask], visible[mask])
+            return {k: m[k] for k in KYN_METRICS}
+
+        # KYN scores a frame without any visible point as NaN (its cut is undefined there)
+        scene = three(self.far_cut(visible)) if visible.any() else nan
+        out = {"kyn": scene}
+        if "object_region" in gt:
+            region = gt["object_region"]
+            out["kyn_object"] = three(region) if region.any() else nan  # before the cut, as KYN
+        return out
+
+
+PROTOCOLS: dict[str, type[OccupancyProtocol]] = {"bts": BtsProtocol, "exact": ExactProtocol, "kyn": KynProtocol}
 
 
 def build_protocol(name: str, params: dict[str, Any] | None = None) -> OccupancyProtocol:
     if name not in PROTOCOLS:
-        raise ValueError(f"unknown occupancy protocol {name!r}; known: {sorted(PROTOCOLS)} (the `kyn` protocol of "
-                         "KYN/ViPOcc is not implemented yet: its public parameters are incomplete)")
+        raise ValueError(f"unknown occupancy protocol {name!r}; known: {sorted(PROTOCOLS)}")
     return PROTOCOLS[name](params)
 

@@ -83,8 +83,8 @@ def test_vote_rule_needs_all_but_two_scans():
 
 
 def test_unknown_protocol_and_parameter_are_named():
-    with pytest.raises(ValueError, match="unknown occupancy protocol 'kyn'.*bts"):
-        build_protocol("kyn")
+    with pytest.raises(ValueError, match=r"unknown occupancy protocol 'vipocc'.*\['bts', 'exact', 'kyn'\]"):
+        build_protocol("vipocc")
     with pytest.raises(ValueError, match=r"\['num_scan'\]"):
         build_protocol("bts", {"num_scan": 20})
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from jaxtyping import Float
@@ -22,8 +22,8 @@ from torch import Tensor, nn
 
 from bts.checkpoints.format import MODEL_KINDS, CheckpointError, load_checkpoint, load_state_strict
 from bts.fields import EncodedViews
-from bts.models.factory import build_model
-from bts.models.mvbts import MVBTSModel
+from bts.models.contract import FieldModel
+from bts.models.factory import build_model, model_spec
 from bts.models.views import view_subset
 from bts.rendering.pixels import RAY_POSITIONS
 from bts.rendering.renderer import RendererConfig
@@ -56,18 +56,28 @@ class LoadedModel:
         return next(self.model.parameters()).device
 
     @property
+    def field_model(self) -> FieldModel:
+        """The model through its contract (:class:`bts.models.contract.FieldModel`)."""
+        return cast(FieldModel, self.model)
+
+    @property
+    def multi_view(self) -> bool:
+        """Whether the kind is evaluated on a named view subset (the registry's ``multi_view_eval``: MVBTS)."""
+        return model_spec(self.kind).multi_view_eval
+
+    @property
     def single_view(self) -> bool:
-        return self.kind != "mvbts" or self.views == "mono"
+        return not self.multi_view or self.views == "mono"
 
     @property
     def views(self) -> str:
         """The named view subset the model encodes (docs/decisions.md §7): ``mono`` for single-view models."""
-        return getattr(self.model, "eval_views", "mono") if self.kind == "mvbts" else "mono"
+        return getattr(self.model, "eval_views", "mono") if self.multi_view else "mono"
 
     @property
     def description(self) -> str:
         """How the model is named in tables: ``bts``, ``kdbts`` or ``mvbts[stereo_temporal]``."""
-        return f"mvbts[{self.views}]" if self.kind == "mvbts" else self.kind
+        return f"{self.kind}[{self.views}]" if self.multi_view else self.kind
 
     def record(self) -> dict[str, Any]:
         """What every results file says about the model: checkpoint, kind, description, views, source format."""
@@ -108,7 +118,7 @@ class LoadedModel:
             raise ValueError(f"invalid renderer setting: {e}") from None
 
     def encoder_views(self, num_views: int) -> list[int]:
-        return self.model.encoder_views(num_views, training=False)  # type: ignore[operator]
+        return self.field_model.encoder_views(num_views, training=False)
 
     @torch.no_grad()
     def encode(self, images: Float[Tensor, "B V 3 H W"], intrinsics: Float[Tensor, "B V 3 3"],
@@ -116,11 +126,11 @@ class LoadedModel:
         """Encode the views of a batch that this model uses (the input view, or the MVBTS subset)."""
         dev = self.device
         views = self.encoder_views(images.shape[1])
-        return self.model.encode(images.to(dev), intrinsics.to(dev), cam_to_world.to(dev), views)  # type: ignore[operator]
+        return self.field_model.encode(images.to(dev), intrinsics.to(dev), cam_to_world.to(dev), views)
 
     def density_fn(self, encoded: EncodedViews):
         """``world points [B, N, 3] -> (sigma, invalid)`` for the renderer (gradients off)."""
-        fn = self.model.density_fn(encoded)  # type: ignore[operator]
+        fn = self.field_model.density_fn(encoded)
 
         def no_grad_fn(points: Tensor):
             with torch.no_grad():
@@ -143,7 +153,7 @@ def load_model(checkpoint: Path | str, *, device: str | torch.device = "cpu",
     load_state_strict(model, data["model"], str(path))
     if views is not None:
         view_subset(views)  # unknown names fail here, listing the known ones
-        if isinstance(model, MVBTSModel) and kind == "mvbts":
+        if model_spec(kind).multi_view_eval:
             model.eval_views = views
         elif views != "mono":
             raise ValueError(f"{path} holds a single-view {kind!r} model; views={views!r} needs an MVBTS "

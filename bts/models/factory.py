@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
@@ -31,22 +33,54 @@ def build_encoder(cfg: dict[str, Any], pretrained: bool | None = None) -> ImageE
     return _construct(ImageEncoder, kwargs, "model.encoder")
 
 
-def build_model(cfg: dict[str, Any], pretrained: bool | None = None) -> nn.Module:
+@dataclass(frozen=True)
+class ModelSpec:
+    """One kind of model: its class, how it is built from the ``model`` config, and what evaluation sees."""
+
+    cls: type[nn.Module]
+    build: Callable[[dict[str, Any], ImageEncoder, dict[str, Any] | None], nn.Module]
+    multi_view_eval: bool  # evaluated on a named view subset (views=...); otherwise on the input view only
+    distills: bool = False  # trained with a teacher (kd.* config, teacher checkpoint)
+
+
+def _bts(cfg: dict[str, Any], encoder: ImageEncoder, distillation: dict[str, Any] | None) -> BTSModel:
+    field = _construct(SingleViewField, {"feature_dim": encoder.feature_dim, **cfg["field"]}, "model.field")
+    return BTSModel(encoder, field)
+
+
+def _mvbts(cfg: dict[str, Any], encoder: ImageEncoder, distillation: dict[str, Any] | None) -> MVBTSModel:
+    return MVBTSModel(encoder, build_multi_view_field(cfg, encoder.feature_dim), **cfg["views"])
+
+
+def _kdbts(cfg: dict[str, Any], encoder: ImageEncoder, distillation: dict[str, Any] | None) -> KDBTSModel:
+    kd = distillation or {}
+    recipe = {k: kd[k] for k in ("recipe", "student_photometric", "loss") if k in kd}
+    return KDBTSModel(encoder, build_multi_view_field(cfg, encoder.feature_dim),
+                      student_hidden_dim=cfg["student"]["hidden_dim"], **cfg["views"], **recipe)
+
+
+# The one registry of model kinds: training, checkpoints, inference and rendering read it instead of kind strings.
+MODELS: dict[str, ModelSpec] = {
+    "bts": ModelSpec(BTSModel, _bts, multi_view_eval=False),
+    "mvbts": ModelSpec(MVBTSModel, _mvbts, multi_view_eval=True),
+    "kdbts": ModelSpec(KDBTSModel, _kdbts, multi_view_eval=False, distills=True),
+}
+
+
+def model_spec(kind: str) -> ModelSpec:
+    if kind not in MODELS:
+        raise ValueError(f"model.kind must be one of {tuple(MODELS)}, got {kind!r}")
+    return MODELS[kind]
+
+
+def build_model(cfg: dict[str, Any], pretrained: bool | None = None,
+                distillation: dict[str, Any] | None = None) -> nn.Module:
     """Build the model a config describes. ``pretrained=False`` skips ImageNet weights (used when the weights come
-    from a checkpoint anyway, so that rebuilding never downloads anything)."""
-    kind = cfg["kind"]
-    if kind == "bts":
-        encoder = build_encoder(cfg["encoder"], pretrained)
-        field = _construct(SingleViewField, {"feature_dim": encoder.feature_dim, **cfg["field"]}, "model.field")
-        return BTSModel(encoder, field)
-    if kind == "mvbts":
-        encoder = build_encoder(cfg["encoder"], pretrained)
-        return MVBTSModel(encoder, build_multi_view_field(cfg, encoder.feature_dim), **cfg["views"])
-    if kind == "kdbts":
-        encoder = build_encoder(cfg["encoder"], pretrained)
-        return KDBTSModel(encoder, build_multi_view_field(cfg, encoder.feature_dim),
-                          student_hidden_dim=cfg["student"]["hidden_dim"], **cfg["views"])
-    raise ValueError(f"model.kind must be one of ('bts', 'mvbts', 'kdbts'), got {kind!r}")
+    from a checkpoint anyway, so that rebuilding never downloads anything). ``distillation``: the ``kd`` node of a
+    KDBTS run (``recipe``, ``student_photometric``, ``loss``), given to its constructor; without it the defaults
+    (``frozen``, no student photometric loss, ``l1``), which is all evaluation needs."""
+    spec = model_spec(cfg["kind"])
+    return spec.build(cfg, build_encoder(cfg["encoder"], pretrained), distillation)
 
 
 def build_multi_view_field(cfg: dict[str, Any], feature_dim: int) -> MultiViewField:

@@ -1,5 +1,9 @@
 """KDBTS: a single-view student head distilled from the MVBTS teacher on a shared encoder (docs/method.md §5).
 
+Built by composition: the shared encoder, the teacher's multi-view field (with MVBTS's :class:`ViewChoice` of
+encoded views in training), the student head, and the distillation recipe, all given to the constructor. It is not
+an MVBTS model: it encodes and renders one view outside training.
+
 Rendering and evaluation (``density``) always use the student: the original silently rendered through the teacher
 (docs/method.md §11-4). During training, ``training_density`` returns the density that the photometric loss renders (the
 student for the ``frozen`` recipe, the teacher for ``joint``) and accumulates the distillation loss over the sample
@@ -12,36 +16,39 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from jaxtyping import Float
-from torch import Tensor
+from jaxtyping import Bool, Float
+from torch import Tensor, nn
 
 from bts.encoders import ImageEncoder
 from bts.fields import DensityOutput, EncodedViews
 from bts.fields.mlp import MLP
 from bts.fields.multi_view import MultiViewField
 from bts.losses.distillation import RAY_LOSSES, DistillationAccumulator, check_kd_loss, distillation_loss
-from bts.models.mvbts import MVBTSModel
+from bts.models.bts import bound_density, encode_views
+from bts.models.mvbts import ViewChoice
 
 RECIPES = ("frozen", "joint")
 
 
-class KDBTSModel(MVBTSModel):
+class KDBTSModel(nn.Module):
     kind = "kdbts"
 
     def __init__(self, encoder: ImageEncoder, field: MultiViewField, student_hidden_dim: int = 64,
                  num_train_views: int = 3, train_candidates: tuple[int, ...] = (1, 2, 3),
-                 eval_views: str = "mono"):
-        super().__init__(encoder, field, num_train_views, train_candidates, eval_views)
+                 eval_views: str = "mono", *, recipe: str = "frozen", student_photometric: bool = False,
+                 loss: str = "l1"):
+        super().__init__()
+        self.encoder = encoder
+        self.field = field  # the teacher
         self.student_head = MLP(encoder.feature_dim + field.encoding.out_dim, student_hidden_dim, 1)
-        self.recipe = "frozen"
-        self.student_photometric = False
-        self.kd_loss = "l1"
+        self.teacher_views = ViewChoice(num_train_views, train_candidates, eval_views)
+        self.configure(recipe, student_photometric, loss)
 
     def configure(self, recipe: str, student_photometric: bool, loss: str = "l1") -> None:
-        """Set the distillation recipe (docs/decisions.md §4): ``frozen`` freezes the encoder and the teacher and
-        turns off teacher view dropout; ``joint`` trains everything. ``loss``: the per-point distillation term
-        (:data:`bts.losses.distillation.KD_LOSSES`: the paper's ``l1``, or ``bce`` on occupancy probabilities) or
-        the ray loss ``vis_bce`` (:data:`~bts.losses.distillation.RAY_LOSSES`)."""
+        """The distillation recipe (docs/decisions.md §4), set by the constructor (and here to change it):
+        ``frozen`` freezes the encoder and the teacher and keeps them in eval mode (no teacher view dropout);
+        ``joint`` trains everything. ``loss``: the distillation term (:data:`bts.losses.distillation.KD_LOSSES`:
+        the paper's ``l1``, ``bce`` on occupancy probabilities, or the ray loss ``vis_bce``)."""
         if recipe not in RECIPES:
             raise ValueError(f"kd.recipe must be one of {RECIPES}, got {recipe!r}")
         self.kd_loss = check_kd_loss(loss)
@@ -59,8 +66,12 @@ class KDBTSModel(MVBTSModel):
         return self
 
     def encoder_views(self, num_views: int, training: bool) -> list[int]:
-        # Evaluation and rendering see one image: the student is a single-view model.
-        return super().encoder_views(num_views, training) if training else [0]
+        # The teacher's views in training; evaluation and rendering see one image: the student is single-view.
+        return self.teacher_views(num_views, training) if training else [0]
+
+    def encode(self, images: Float[Tensor, "B V 3 H W"], intrinsics: Float[Tensor, "B V 3 3"],
+               cam_to_world: Float[Tensor, "B V 4 4"], views: list[int], flip: bool = False) -> EncodedViews:
+        return encode_views(self.encoder, images, intrinsics, cam_to_world, views, flip)
 
     def _student(self, tokens) -> DensityOutput:
         raw = self.student_head(tokens.tokens[:, 0]).squeeze(-1)
@@ -69,8 +80,12 @@ class KDBTSModel(MVBTSModel):
     def density(self, points: Float[Tensor, "B N 3"], encoded: EncodedViews) -> DensityOutput:
         return self._student(self.field.tokens(points, encoded.select([0])))
 
+    def density_fn(self, encoded: EncodedViews):
+        """The student's ``points -> (sigma, invalid)`` for the renderer."""
+        return bound_density(self.density, encoded)
+
     def training_density(self, points: Float[Tensor, "B N 3"], encoded: EncodedViews,
-                         kd: DistillationAccumulator, dropped: Tensor | None = None) -> DensityOutput:
+                         kd: DistillationAccumulator, dropped: Bool[Tensor, "B V N"] | None = None) -> DensityOutput:
         tokens = self.field.tokens(points, encoded)
         student = self._student(tokens)
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.recipe == "joint"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from jaxtyping import Bool, Float
 from torch import Tensor
@@ -13,24 +15,25 @@ from bts.models.bts import BTSModel
 from bts.models.views import view_subset
 
 
-class MVBTSModel(BTSModel):
-    """Encoder plus multi-view field. In training it encodes view 0 and ``num_train_views - 1`` views drawn from
-    ``train_candidates`` (the stereo style: two of the next frame, the stereo partner and its next frame); in
-    evaluation the named subset ``eval_views`` (docs/decisions.md §7)."""
+@dataclass
+class ViewChoice:
+    """Which views a multi-view field encodes: in training view 0 and ``num_train_views - 1`` views drawn (with
+    torch's global generator) from ``train_candidates`` (the stereo style: two of the next frame, the stereo partner
+    and its next frame); in evaluation the named subset ``eval_views`` (docs/decisions.md §7). MVBTS and the KDBTS
+    teacher choose the same way."""
 
-    kind = "mvbts"
+    num_train_views: int = 3
+    train_candidates: tuple[int, ...] = (1, 2, 3)
+    eval_views: str = "mono"
 
-    def __init__(self, encoder: ImageEncoder, field: MultiViewField, num_train_views: int = 3,
-                 train_candidates: tuple[int, ...] = (1, 2, 3), eval_views: str = "mono"):
-        super().__init__(encoder, field)  # type: ignore[arg-type]
-        if not 1 <= num_train_views <= len(train_candidates) + 1:
-            raise ValueError(f"num_train_views={num_train_views} needs {num_train_views - 1} of {train_candidates}")
-        self.num_train_views = num_train_views
-        self.train_candidates = tuple(train_candidates)
-        self.eval_views = eval_views
-        view_subset(eval_views)  # fail early on an unknown name
+    def __post_init__(self):
+        self.train_candidates = tuple(self.train_candidates)
+        if not 1 <= self.num_train_views <= len(self.train_candidates) + 1:
+            raise ValueError(f"num_train_views={self.num_train_views} needs {self.num_train_views - 1} of "
+                             f"{self.train_candidates}")
+        view_subset(self.eval_views)  # fail early on an unknown name
 
-    def encoder_views(self, num_views: int, training: bool) -> list[int]:
+    def __call__(self, num_views: int, training: bool) -> list[int]:
         if training:
             order = torch.randperm(len(self.train_candidates)).tolist()
             return [0] + sorted(self.train_candidates[i] for i in order[: self.num_train_views - 1])
@@ -39,6 +42,30 @@ class MVBTSModel(BTSModel):
         if missing:
             raise ValueError(f"view subset {self.eval_views!r} needs views {missing}, the batch has {num_views}")
         return views
+
+
+class MVBTSModel(BTSModel):
+    """Encoder plus multi-view field, encoding the views of its :class:`ViewChoice` (``eval_views``: the subset
+    evaluated, which ``load_model(views=...)`` sets)."""
+
+    kind = "mvbts"
+
+    def __init__(self, encoder: ImageEncoder, field: MultiViewField, num_train_views: int = 3,
+                 train_candidates: tuple[int, ...] = (1, 2, 3), eval_views: str = "mono"):
+        super().__init__(encoder, field)  # type: ignore[arg-type]
+        self.choice = ViewChoice(num_train_views, train_candidates, eval_views)
+
+    @property
+    def eval_views(self) -> str:
+        return self.choice.eval_views
+
+    @eval_views.setter
+    def eval_views(self, name: str) -> None:
+        view_subset(name)
+        self.choice.eval_views = name
+
+    def encoder_views(self, num_views: int, training: bool) -> list[int]:
+        return self.choice(num_views, training)
 
     def density(self, points: Float[Tensor, "B N 3"], encoded: EncodedViews,
                 dropped: Bool[Tensor, "B V N"] | None = None) -> DensityOutput:

@@ -29,7 +29,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from bts.losses import LossWeights
-from bts.models import build_model
+from bts.models.factory import MODELS, build_model, model_spec
 from bts.rendering.renderer import RendererConfig
 from bts.training.handlers import CheckpointSaver, Logger, NonFiniteLoss, StepProgress, validate
 from bts.training.objective import ObjectiveConfig, training_step
@@ -41,7 +41,7 @@ from bts.training.teacher import load_teacher
 log = logging.getLogger(__name__)
 
 OBJECTIVES = ("photometric", "supervised")
-SUPERVISED_MODEL_KINDS = ("bts", "mvbts")
+SUPERVISED_MODEL_KINDS = tuple(k for k, spec in MODELS.items() if not spec.distills)  # no teacher
 
 # ``cfg -> (train_set, val_set)``: the training set (with the labelled points of the supervised objective, see
 # :func:`occupancy_labels_config`) and the validation set (with lidar depth, for :func:`validate`).
@@ -141,17 +141,16 @@ def encoder_precision(amp: str, device: torch.device) -> torch.dtype | None:
 
 
 def prepare_distillation(model: nn.Module, cfg: dict, resuming: bool) -> None:
-    """KDBTS: set the recipe and, for a new run, start from the MVBTS teacher's weights (docs/decisions.md §4)."""
-    kd = cfg["kd"]
+    """KDBTS: a new run starts from the MVBTS teacher's weights (docs/decisions.md §4); the recipe came with the
+    constructor (``build_model(..., distillation=cfg["kd"])``)."""
     if not resuming:
-        load_teacher(model, cfg["model"], Path(kd["teacher_checkpoint"]))
-    model.configure(kd["recipe"], kd["student_photometric"], kd["loss"])
+        load_teacher(model, cfg["model"], Path(cfg["kd"]["teacher_checkpoint"]))
 
 
 def needs_imagenet_weights(cfg: dict) -> bool:
     """Whether building the model for this run loads ImageNet weights: not for a resume (every weight comes from the
     checkpoint) nor for a new KDBTS run (encoder and teacher come from the MVBTS checkpoint)."""
-    if cfg["trainer"]["resume_from"] or cfg["model"]["kind"] == "kdbts":
+    if cfg["trainer"]["resume_from"] or model_spec(cfg["model"]["kind"]).distills:
         return False
     return bool(cfg["model"]["encoder"].get("pretrained", False))
 
@@ -171,8 +170,10 @@ def lr_factor(step_size: int, gamma: float, warmup_steps: int = 0) -> Callable[[
 
 
 def build_parts(cfg: dict, device: torch.device) -> TrainingParts:
-    model = build_model(cfg["model"], pretrained=None if needs_imagenet_weights(cfg) else False)
-    if cfg["model"]["kind"] == "kdbts":
+    distills = model_spec(cfg["model"]["kind"]).distills
+    model = build_model(cfg["model"], pretrained=None if needs_imagenet_weights(cfg) else False,
+                        distillation=cfg["kd"] if distills else None)
+    if distills:
         prepare_distillation(model, cfg, resuming=bool(cfg["trainer"]["resume_from"]))
     t = cfg["trainer"]
     model.encoder.use_fast_path(encoder_precision(t["amp"], device), t["channels_last"])

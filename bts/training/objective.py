@@ -17,6 +17,7 @@ from bts.fields import EncodedViews
 from bts.losses import LossWeights, TotalLoss, combine_losses, edge_aware_smoothness, photometric_loss
 from bts.losses import weight_guided_mask
 from bts.losses.distillation import DistillationAccumulator
+from bts.models.contract import Batch, DistillingModel, FieldModel
 from bts.rendering import Rays, gather_patches, make_patches, patch_rays, sample_colours, sample_patches, to_patches
 from bts.rendering.pixels import RAY_POSITIONS, check_patches
 from bts.rendering.renderer import RendererConfig, RenderOutput, render_colours, render_rays
@@ -124,12 +125,13 @@ def sample_loss_rays(groups: list[ViewGroup], config: ObjectiveConfig, generator
     return joined, torch.cat(targets, dim=1)
 
 
-def training_step(model, batch: dict, config: ObjectiveConfig, renderer: RendererConfig,
+def training_step(model: FieldModel, batch: Batch, config: ObjectiveConfig, renderer: RendererConfig,
                   generator: torch.Generator | None = None, flip: bool | None = None,
                   draws: StepDraws | None = None) -> StepOutput:
-    """Losses of one batch for a model with ``encode``, ``encoder_views`` and ``density`` (BTS, MVBTS, KDBTS).
+    """Losses of one batch for a :class:`~bts.models.contract.FieldModel` (BTS, MVBTS, KDBTS).
 
-    A model with ``training_density`` (KDBTS) renders through it and adds its distillation term. ``draws``
+    A :class:`~bts.models.contract.DistillingModel` (KDBTS) renders through its ``training_density`` and adds its
+    distillation term. ``draws``
     replaces the step's random choices (:class:`StepDraws`); ``flip`` is a shorthand for ``draws.flip``.
     """
     draws = draws or StepDraws()
@@ -146,7 +148,7 @@ def training_step(model, batch: dict, config: ObjectiveConfig, renderer: Rendere
         views = model.encoder_views(batch["images"].shape[1], training=model.training)
     encoded = model.encode(batch["images"], batch["intrinsics"], batch["cam_to_world"], views, flip=flip)
 
-    kd = DistillationAccumulator() if hasattr(model, "training_density") else None
+    kd = DistillationAccumulator() if isinstance(model, DistillingModel) else None
 
     given = {} if draws.view_dropout is None else {"dropped": draws.view_dropout}
 

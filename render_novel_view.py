@@ -70,7 +70,7 @@ def input_data(cfg: DictConfig, loaded: LoadedModel) -> dict[str, Any]:
     log.info("input data from %s: %s", source, data.get("name"))
     out: dict[str, Any] = OmegaConf.to_container(resolved_data(cfg, data), resolve=True)  # type: ignore[assignment]
     if cfg.image_size is not None or source != "command line":
-        out["image_size"] = list(model_size(cfg, loaded))
+        out["image_size"] = list(input_size(cfg.image_size, loaded, data))
     if loaded.single_view:
         out["frames"] = {**out["frames"], "num_timesteps": 1, "stereo": False, "fisheye": False}
     return out

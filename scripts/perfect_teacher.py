@@ -24,6 +24,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from omegaconf import OmegaConf
@@ -46,7 +47,11 @@ OCCUPIED_RAW, EMPTY_RAW = 1000.0, -30.0  # softplus: 1000 and ~1e-13
 
 class PerfectTeacherStudent(nn.Module):
     """A BTS model trained through the KDBTS interface (``training_density``) against the exact scene (the
-    ``truth`` field of :class:`scripts.oracle_loss.OracleField`, which also holds the batch's sequences and poses)."""
+    ``truth`` field of :class:`scripts.oracle_loss.OracleField`, which also holds the batch's sequences and poses).
+    It is a :class:`~bts.models.contract.DistillingModel`, so the training step renders through
+    :meth:`training_density` and adds the distillation term."""
+
+    kind: ClassVar[str] = "bts"  # what its checkpoints hold: the student alone
 
     def __init__(self, student: nn.Module, root: Path, loss: str):
         super().__init__()
@@ -62,6 +67,9 @@ class PerfectTeacherStudent(nn.Module):
 
     def density(self, points: Tensor, encoded) -> DensityOutput:
         return self.student.density(points, encoded)
+
+    def density_fn(self, encoded):
+        return self.student.density_fn(encoded)
 
     def teacher_raw(self, points: Tensor) -> Tensor:
         occupied = torch.stack([self.teacher.sigma_of(points[i].detach(), i) > 0 for i in range(points.shape[0])])

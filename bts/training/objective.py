@@ -131,9 +131,17 @@ def training_step(model: FieldModel, batch: Batch, config: ObjectiveConfig, rend
     """Losses of one batch for a :class:`~bts.models.contract.FieldModel` (BTS, MVBTS, KDBTS).
 
     A :class:`~bts.models.contract.DistillingModel` (KDBTS) renders through its ``training_density`` and adds its
-    distillation term. ``draws``
-    replaces the step's random choices (:class:`StepDraws`); ``flip`` is a shorthand for ``draws.flip``.
+    distillation term; a model with ``training_density`` that does not meet the rest of that contract is an error,
+    not a silently dropped term. ``draws`` replaces the step's random choices (:class:`StepDraws`); ``flip`` is a
+    shorthand for ``draws.flip``.
     """
+    kd = DistillationAccumulator() if isinstance(model, DistillingModel) else None
+    if kd is None and hasattr(model, "training_density"):
+        missing = [name for name in ("kind", "encoder_views", "encode", "density", "density_fn")
+                   if not hasattr(model, name)]
+        raise TypeError(f"{type(model).__name__} has training_density but is not a DistillingModel "
+                        f"(bts/models/contract.py): it lacks {', '.join(missing)}, so its distillation term "
+                        "would be dropped")
     draws = draws or StepDraws()
     total_views = num_views(batch)
     if draws.loss_views is not None:
@@ -148,7 +156,6 @@ def training_step(model: FieldModel, batch: Batch, config: ObjectiveConfig, rend
         views = model.encoder_views(batch["images"].shape[1], training=model.training)
     encoded = model.encode(batch["images"], batch["intrinsics"], batch["cam_to_world"], views, flip=flip)
 
-    kd = DistillationAccumulator() if isinstance(model, DistillingModel) else None
 
     given = {} if draws.view_dropout is None else {"dropped": draws.view_dropout}
 

@@ -66,3 +66,41 @@ def test_inference_reads_the_registry_not_kind_strings(configs):
     assert loaded.multi_view and not loaded.single_view and loaded.description == "mvbts[stereo_temporal]"
     kd = LoadedModel(build_model(configs["kdbts"]["model"], pretrained=False), "kdbts", {}, "k.pt")
     assert not kd.multi_view and kd.single_view and kd.views == "mono" and kd.description == "kdbts"
+
+
+def test_a_model_with_training_density_but_not_the_whole_contract_is_refused(configs):
+    """A distilling model that misses part of the contract (here ``density_fn``) would otherwise train without its
+    distillation term: ``isinstance(model, DistillingModel)`` is false for it."""
+    from bts.rendering.renderer import RendererConfig
+    from bts.training.engine import objective_config
+    from bts.training.objective import training_step
+
+    cfg = configs["bts"]
+    inner = build_model(cfg["model"], pretrained=False)
+
+    class HalfDistilling(torch.nn.Module):
+        kind = "bts"
+
+        def __init__(self):
+            super().__init__()
+            self.inner = inner
+
+        def encoder_views(self, num_views, training):
+            return inner.encoder_views(num_views, training)
+
+        def encode(self, *args, **kwargs):
+            return inner.encode(*args, **kwargs)
+
+        def density(self, points, encoded):
+            return inner.density(points, encoded)
+
+        def training_density(self, points, encoded, kd, **_):
+            return inner.density(points, encoded)
+
+    model = HalfDistilling()
+    assert not isinstance(model, DistillingModel)
+    views = 2
+    batch = {"images": torch.zeros(1, views, 3, 16, 32), "intrinsics": torch.eye(3).expand(1, views, 3, 3).clone(),
+             "cam_to_world": torch.eye(4).expand(1, views, 4, 4).clone()}
+    with pytest.raises(TypeError, match="HalfDistilling has training_density but is not a DistillingModel.*density_fn"):
+        training_step(model, batch, objective_config(cfg), RendererConfig(**cfg["renderer"]))

@@ -182,6 +182,9 @@ def build_parts(cfg: dict, device: torch.device) -> TrainingParts:
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(t["lr_step"], t["lr_gamma"],
                                                                     t["warmup_steps"]))
     scaler = torch.amp.GradScaler("cuda", enabled=t["amp"] == "fp16" and device.type == "cuda")
+    clip = t["grad_clip"]
+    if clip is not None and not (isinstance(clip, (int, float)) and clip > 0):
+        raise ValueError(f"trainer.grad_clip must be null (no clipping) or a positive gradient norm, got {clip!r}")
 
     def update(engine: Engine, batch: dict) -> dict[str, float]:
         trainee.train()
@@ -202,6 +205,12 @@ def build_parts(cfg: dict, device: torch.device) -> TrainingParts:
             if bad:
                 _restore(trainee.buffers(), buffers)
                 raise NonFiniteLoss(engine.state.iteration, terms, gradients=bad)
+        # The global gradient norm, logged every step (a collapsing run shows it first); with trainer.grad_clip
+        # the gradients are scaled down to that norm before the update (fp16: after unscaling).
+        if scaler.is_enabled():
+            scaler.unscale_(optimizer)
+        norm = torch.nn.utils.clip_grad_norm_(trainee.parameters(), clip if clip is not None else math.inf)
+        terms["grad_norm"] = float(norm)
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()

@@ -10,6 +10,7 @@ import torch
 from bts.checkpoints.format import CheckpointError, load_checkpoint
 from bts.training import engine as engine_module
 from tests.training.helpers import debug_config, on_nth_call, run_train, train
+from train import build_datasets
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -117,3 +118,18 @@ def test_warmup_sets_the_rate_of_the_first_updates(synthetic_root, tmp_path):
         parts.optimizer.step()
         parts.scheduler.step()
     assert rates == pytest.approx([2.5e-4, 5e-4, 7.5e-4])
+
+
+def test_grad_clip_bounds_the_update_norm_and_the_norm_is_logged(synthetic_root):
+    cfg = debug_config(synthetic_root, overrides=["trainer.grad_clip=1e-3", "trainer.batch_size=1"])
+    parts = engine_module.build_parts(cfg, torch.device("cpu"))
+    train_set, _ = build_datasets(cfg)
+    batch = torch.utils.data.default_collate([train_set[0]])
+    terms = parts.engine._process_function(parts.engine, batch)
+    clipped = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in parts.trainee.parameters()
+                                                    if p.grad is not None]))
+    assert terms["grad_norm"] > 1e-2  # the norm before clipping is what is logged
+    assert float(clipped) == pytest.approx(1e-3, rel=1e-4)
+    with pytest.raises(ValueError, match="trainer.grad_clip must be null .* got -1"):
+        engine_module.build_parts(debug_config(synthetic_root, overrides=["trainer.grad_clip=-1"]),
+                                  torch.device("cpu"))

@@ -1,6 +1,7 @@
 """The config groups compose, build datasets, and reject unknown keys by name."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError
 
 from datasets.factory import build_dataset, dataset_root, loader_config
@@ -82,3 +84,51 @@ def test_the_missing_kitti360_root_warning_appears_once(tmp_path, caplog, monkey
         for _ in range(3):
             assert factory.dataset_root(data, {"cache_dir": None}) == tmp_path
     assert sum("no KITTI-360 root configured" in r.getMessage() for r in caplog.records) == 1
+
+
+def _compose(name: str, overrides=(), config_dir: str = CONFIGS):
+    with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
+        return OmegaConf.to_container(compose(config_name=name, overrides=list(overrides)), resolve=False)
+
+
+def test_encoder_and_fusion_are_config_groups_written_once():
+    bts, mvbts, kdbts = (_compose(n)["model"] for n in ("bts", "mvbts", "kdbts"))
+    assert bts["encoder"] == mvbts["encoder"] == kdbts["encoder"]  # one block, model/encoder/resnet.yaml
+    assert mvbts["fusion"]["type"] == kdbts["fusion"]["type"] == "confidence"
+    by_group = _compose("mvbts", ["model/fusion=transformer"])["model"]
+    by_alias = _compose("mvbts", ["model=mvbts_transformer"])["model"]
+    assert by_group == by_alias and by_group["fusion"]["type"] == "transformer"
+    assert "hidden_dim" not in by_group["fusion"]  # the group option replaces the block, it does not merge into it
+    with pytest.raises(ConfigCompositionException, match="fusion"):
+        _compose("mvbts", ["model/fusion=attention"])
+
+
+def test_the_released_architecture_of_the_importer_is_the_papers_config():
+    """The importer's description of the released checkpoints (which do not store it) and the paper configs are
+    two statements of one architecture: they must not drift apart."""
+    from bts.checkpoints.convert import model_config
+
+    for kind in ("bts", "mvbts", "kdbts"):
+        ours = _compose(kind)["model"]
+        ours["encoder"]["pretrained"] = False  # the released weights replace ImageNet's
+        imported = model_config(kind, imported={})
+        imported.pop("imported")
+        assert imported == ours, kind
+
+
+def test_the_local_folder_is_composed_last_by_every_command(tmp_path):
+    configs = tmp_path / "configs"
+    shutil.copytree(CONFIGS, configs)
+    plain = _compose("bts", config_dir=str(configs))
+    (configs / "local").mkdir()
+    (configs / "local" / "default.yaml").write_text("# @package _global_\npaths:\n  output_dir: /elsewhere\n"
+                                                    "trainer:\n  lr: 0.5\n")
+    for name, overrides in (("bts", ()), ("mvbts", ()), ("kdbts", ()), ("demo", ()),
+                            ("eval_occupancy", ["checkpoint=x"]), ("eval_depth", ["checkpoint=x"]),
+                            ("eval_nvs", ["checkpoint=x"]), ("render", ["checkpoint=x"])):
+        cfg = _compose(name, overrides, config_dir=str(configs))
+        assert cfg["paths"]["output_dir"] == "/elsewhere", name
+    # After the presets (which set trainer.lr), before the command line.
+    assert _compose("bts", ["preset=reproduce"], config_dir=str(configs))["trainer"]["lr"] == 0.5
+    assert _compose("bts", ["trainer.lr=0.25"], config_dir=str(configs))["trainer"]["lr"] == 0.25
+    assert plain["paths"]["output_dir"] == "outputs"

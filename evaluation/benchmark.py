@@ -26,7 +26,7 @@ from evaluation.protocols import build_protocol
 
 PAPER_MODEL = {"kind": "bts", "encoder": {"depth": 50, "pretrained": False, "on_missing_weights": "error",
                                           "decoder_widths": [32, 32, 64, 128, 256], "feature_dim": 64},
-               "field": {"hidden_dim": 64, "num_freqs": 6, "freq_factor": 1.5, "near": 3.0, "far": 80.0}}
+               "field": {"hidden_dim": 64, "num_freqs": 6, "freq_factor": 1.5, "code_near": 3.0, "code_far": 80.0}}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -78,7 +78,7 @@ def model_config(kind: str, depth: int) -> dict:
     if kind == "bts":
         return {"kind": "bts", "encoder": encoder, "field": {}}
     cfg = {"kind": kind, "encoder": encoder,
-           "field": {"num_freqs": 6, "freq_factor": 1.5, "near": 3.0, "far": 80.0, "view_dropout": 0.5},
+           "field": {"num_freqs": 6, "freq_factor": 1.5, "code_near": 3.0, "code_far": 80.0, "view_dropout": 0.5},
            "fusion": {"type": "confidence", "hidden_dim": 128, "feature_dim": 16, "out_hidden_dim": 16},
            "views": {"num_train_views": 3, "train_candidates": [1, 2, 3], "eval_views": "mono"}}
     if kind == "kdbts":

@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
-import yaml
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 from bts.export import VoxelGridSpec, occupancy_grid
 from bts.inference import LoadedModel
@@ -36,12 +37,15 @@ from bts.visualization.inputs import training_camera
 from bts.visualization.render import render_view
 from bts.visualization.trajectories import builtin_trajectory
 
-MODEL_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "model" / "bts.yaml"
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def untrained_model(depth: int) -> LoadedModel:
-    cfg = yaml.safe_load(MODEL_CONFIG.read_text())
-    cfg["encoder"].update(depth=depth, pretrained=False)
+    """The paper's BTS model config (``-cn bts``, composed with its groups) with a ResNet of ``depth``, untrained."""
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        composed = compose(config_name="bts",
+                           overrides=[f"model.encoder.depth={depth}", "model.encoder.pretrained=false"])
+    cfg = OmegaConf.to_container(composed.model, resolve=True)
     model = build_model(cfg, pretrained=False).eval()
     for p in model.parameters():
         p.requires_grad_(False)

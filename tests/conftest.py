@@ -5,9 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from jaxtyping import install_import_hook
 
-# The tiny synthetic city every test reads: 2 sequences x 14 posed frames (generated once per session, ~3 s).
-SYNTHETIC_PARAMS = dict(sequences=2, frames=14, seed=0, size="tiny")
+# Every jaxtyping annotation of the library is checked while the tests run (beartype through jaxtyping's import
+# hook, installed before any test imports bts/): a shape written in a signature is a shape enforced.
+import tests.typechecking  # noqa: E402, F401  (the hook names it by its dotted path)
+
+install_import_hook("bts", "tests.typechecking.typechecker")
+
+from tests import SYNTHETIC_PARAMS  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)

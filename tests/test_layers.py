@@ -114,3 +114,17 @@ def test_the_moved_names_stay_importable_from_their_old_places():
     for pitch in (5.0, -3.25, 0.0):
         assert level_transform(pitch).dtype == level_from_camera(pitch).dtype
         assert level_transform(pitch).numpy().tobytes() == level_from_camera(pitch).numpy().tobytes()
+
+
+def test_test_modules_do_not_import_each_other():
+    """What several test files share is a helper module or a fixture, never another test file or a conftest."""
+    offenders = []
+    for path in sorted((REPO / "tests").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else \
+                [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            for name in names:
+                last = name.rsplit(".", 1)[-1]
+                if name.startswith("tests.") and (last.startswith("test_") or last == "conftest"):
+                    offenders.append(f"{path.relative_to(REPO)} imports {name}")
+    assert not offenders, "\n".join(offenders)

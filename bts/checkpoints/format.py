@@ -4,6 +4,10 @@ A checkpoint is a dict that ``torch.load(weights_only=True)`` reads: ``format_ve
 (``bts``, ``mvbts`` or ``kdbts``), ``config`` (the resolved model config as plain containers), ``model`` (the state
 dict) and, for resuming, ``optimizer``, ``lr_scheduler`` and ``trainer`` (``iteration``, ``epoch``). Rebuilding a
 model from a checkpoint never downloads weights: they come from the file.
+
+Versions: 2 names the density field's inverse-depth code range ``field.code_near`` / ``field.code_far`` (version 1:
+``field.near`` / ``field.far``, easily mistaken for the renderer's ray range). Older files are read through
+:data:`MIGRATIONS`, one step per version, and the loaded dict says where it came from (``migrated_from``).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from torch import nn
 
 from bts.errors import UserError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MODEL_KINDS = ("bts", "mvbts", "kdbts")
 _REQUIRED = ("format_version", "model_kind", "config", "model")
 
@@ -44,6 +48,20 @@ def save_checkpoint(path: Path | str, *, model_kind: str, config: dict, model: d
     torch.save(payload, tmp)
     os.replace(tmp, path)
     return path
+
+
+def _field_code_range(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 -> 2: ``field.near`` / ``field.far`` become ``field.code_near`` / ``field.code_far``."""
+    config = dict(data["config"])
+    field = dict(config.get("field", {}))
+    for old, new in (("near", "code_near"), ("far", "code_far")):
+        if old in field:
+            field[new] = field.pop(old)
+    config["field"] = field
+    return {**data, "config": config, "format_version": 2}
+
+
+MIGRATIONS = {1: _field_code_range}  # format_version -> the function that lifts a checkpoint to the next version
 
 
 def load_checkpoint(path: Path | str, kinds: tuple[str, ...] = MODEL_KINDS) -> dict[str, Any]:
@@ -73,8 +91,14 @@ def load_checkpoint(path: Path | str, kinds: tuple[str, ...] = MODEL_KINDS) -> d
             if isinstance(data, dict) and "model" in data else ""
         raise CheckpointError(f"{path} is not a checkpoint of this project: expected keys {list(_REQUIRED)}, "
                               f"found {have}{hint}")
+    first = data["format_version"]
+    while data["format_version"] in MIGRATIONS:
+        data = MIGRATIONS[data["format_version"]](data)
     if data["format_version"] != FORMAT_VERSION:
-        raise CheckpointError(f"{path} has format_version {data['format_version']}, this code reads {FORMAT_VERSION}")
+        raise CheckpointError(f"{path} has format_version {first}, this code reads versions "
+                              f"{sorted({*MIGRATIONS, FORMAT_VERSION})}")
+    if first != FORMAT_VERSION:
+        data["migrated_from"] = first
     if data["model_kind"] not in kinds:
         raise CheckpointError(f"{path} holds a {data['model_kind']!r} model, expected one of {list(kinds)}")
     return data

@@ -15,7 +15,7 @@ from torch import Tensor
 from bts.checkpoints.format import load_checkpoint, save_checkpoint
 
 STUDENT = "student_head."
-FIELD_KEYS = ("num_freqs", "freq_factor", "near", "far")
+FIELD_KEYS = ("num_freqs", "freq_factor", "code_near", "code_far")
 
 
 def single_view_config(kdbts_config: dict[str, Any]) -> dict[str, Any]:

@@ -15,16 +15,16 @@ from bts.fields.tokens import EncodedViews, ViewTokens, view_tokens
 class MultiViewField(nn.Module):
     """``sigma = softplus(head(tokens, invalid))``; in training, views v >= 1 are dropped per point."""
 
-    def __init__(self, head: nn.Module, num_freqs: int = 6, freq_factor: float = 1.5, near: float = 3.0,
-                 far: float = 80.0, view_dropout: float = 0.5):
+    def __init__(self, head: nn.Module, num_freqs: int = 6, freq_factor: float = 1.5, code_near: float = 3.0,
+                 code_far: float = 80.0, view_dropout: float = 0.5):
         super().__init__()
         self.encoding = PositionalEncoding(3, num_freqs, freq_factor)
         self.head = head
-        self.near, self.far = near, far
+        self.code_near, self.code_far = code_near, code_far  # the inverse-depth code's range, not the rays'
         self.view_dropout = view_dropout
 
     def tokens(self, points: Float[Tensor, "B N 3"], encoded: EncodedViews) -> ViewTokens:
-        return view_tokens(points, encoded, self.encoding, self.near, self.far)
+        return view_tokens(points, encoded, self.encoding, self.code_near, self.code_far)
 
     def forward(self, points: Float[Tensor, "B N 3"], encoded: EncodedViews,
                 tokens: ViewTokens | None = None, dropped: Bool[Tensor, "B V N"] | None = None) -> DensityOutput:

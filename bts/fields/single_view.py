@@ -24,13 +24,13 @@ class SingleViewField(nn.Module):
     """``sigma = softplus(MLP([f(u, v) ; gamma(u, v, d)]))`` from one encoded view (view 0 by default)."""
 
     def __init__(self, feature_dim: int = 64, hidden_dim: int = 64, num_freqs: int = 6, freq_factor: float = 1.5,
-                 near: float = 3.0, far: float = 80.0):
+                 code_near: float = 3.0, code_far: float = 80.0):
         super().__init__()
         self.encoding = PositionalEncoding(3, num_freqs, freq_factor)
         self.head = MLP(feature_dim + self.encoding.out_dim, hidden_dim, 1)
-        self.near, self.far = near, far
+        self.code_near, self.code_far = code_near, code_far  # the inverse-depth code's range, not the rays'
 
     def forward(self, points: Float[Tensor, "B N 3"], encoded: EncodedViews, view: int = 0) -> DensityOutput:
-        tokens = view_tokens(points, encoded.select([view]), self.encoding, self.near, self.far)
+        tokens = view_tokens(points, encoded.select([view]), self.encoding, self.code_near, self.code_far)
         raw = self.head(tokens.tokens[:, 0]).squeeze(-1)
         return DensityOutput(F.softplus(raw), raw, tokens.invalid[:, 0])

@@ -63,8 +63,8 @@ def sample_features(features: Float[Tensor, "B V C h w"], uv: Float[Tensor, "B V
 
 
 def view_tokens(points: Float[Tensor, "B N 3"], encoded: EncodedViews, encoding: PositionalEncoding,
-                near: float, far: float) -> ViewTokens:
+                code_near: float, code_far: float) -> ViewTokens:
     """Tokens ``[f_v ; gamma(u_v, v_v, d_v)]`` of every point in every encoded view (feature first)."""
     uv, z, invalid = project_to_views(points, encoded)
-    code = encoding(torch.cat([uv, inverse_depth_code(z, near, far).unsqueeze(-1)], dim=-1))
+    code = encoding(torch.cat([uv, inverse_depth_code(z, code_near, code_far).unsqueeze(-1)], dim=-1))
     return ViewTokens(torch.cat([sample_features(encoded.features, uv), code], dim=-1), invalid)

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from bts.encoders import ImageEncoder
 from bts.fields import DensityOutput, EncodedViews, SingleViewField
+from bts.fields.multi_view import MultiViewField
 
 
 class BTSModel(nn.Module):
@@ -16,7 +17,7 @@ class BTSModel(nn.Module):
 
     kind = "bts"
 
-    def __init__(self, encoder: ImageEncoder, field: SingleViewField):
+    def __init__(self, encoder: ImageEncoder, field: SingleViewField | MultiViewField):  # MVBTS: its multi-view field
         super().__init__()
         self.encoder = encoder
         self.field = field

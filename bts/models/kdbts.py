@@ -14,6 +14,8 @@ ray-termination cross-entropy along the rendered rays (:mod:`bts.losses.distilla
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from jaxtyping import Bool, Float
@@ -34,7 +36,7 @@ class KDBTSModel(nn.Module):
     kind = "kdbts"
 
     def __init__(self, encoder: ImageEncoder, field: MultiViewField, student_hidden_dim: int = 64,
-                 num_train_views: int = 3, train_candidates: tuple[int, ...] = (1, 2, 3),
+                 num_train_views: int = 3, train_candidates: Sequence[int] = (1, 2, 3),
                  eval_views: str = "mono", *, recipe: str = "frozen", student_photometric: bool = False,
                  loss: str = "l1"):
         super().__init__()

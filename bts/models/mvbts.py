@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -23,7 +24,7 @@ class ViewChoice:
     teacher choose the same way."""
 
     num_train_views: int = 3
-    train_candidates: tuple[int, ...] = (1, 2, 3)
+    train_candidates: Sequence[int] = (1, 2, 3)  # kept as a tuple
     eval_views: str = "mono"
 
     def __post_init__(self):
@@ -51,7 +52,7 @@ class MVBTSModel(BTSModel):
     kind = "mvbts"
 
     def __init__(self, encoder: ImageEncoder, field: MultiViewField, num_train_views: int = 3,
-                 train_candidates: tuple[int, ...] = (1, 2, 3), eval_views: str = "mono"):
+                 train_candidates: Sequence[int] = (1, 2, 3), eval_views: str = "mono"):
         super().__init__(encoder, field)  # type: ignore[arg-type]
         self.choice = ViewChoice(num_train_views, train_candidates, eval_views)
 

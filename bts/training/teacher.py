@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 # What must agree between the teacher's config and the KDBTS model config (training-only knobs may differ).
 _ARCHITECTURE = {"encoder": ("depth", "decoder_widths", "feature_dim"),
-                 "field": ("num_freqs", "freq_factor", "near", "far"), "fusion": None}
+                 "field": ("num_freqs", "freq_factor", "code_near", "code_far"), "fusion": None}
 
 
 def _architecture(cfg: dict) -> dict:

@@ -5,11 +5,9 @@ The original-layout state dicts are built from the key listings the original cod
 random values, independently of the importer's mapping.
 """
 
-import functools
 import math
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import pytest
@@ -30,10 +28,10 @@ from scripts.convert_original import main
 from bts.fields import EncodedViews
 from bts.inference import load_model
 from bts.models import build_model
-from tests.parity_weights import PARITY, assert_parity, parity_rel, rebuild_state_dict
+from tests.checkpoints.original_layout import STEMS, random_original
+from tests.parity_weights import assert_parity, parity_rel, rebuild_state_dict
 
 ROOT = Path(__file__).resolve().parents[2]
-STEMS = {"bts": "bts_exp_kitti_360", "mvbts": "mvbts_train_kitti_360_base", "kdbts": "kdbts_train_kitti_360_KD"}
 P = "renderer.net."
 DROPPED = {P + "encoder.encoder.encoder.fc.weight", P + "encoder.encoder.encoder.fc.bias",
            P + "code_xyz._freqs", P + "code_xyz._phases", "renderer.renderer.iter_idx", "renderer.renderer.last_sched",
@@ -48,36 +46,6 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-def listing(kind: str) -> list[tuple[str, tuple[int, ...], torch.dtype]]:
-    rows = []
-    for line in (PARITY / f"{STEMS[kind]}_keys.txt").read_text().splitlines():
-        key, shape, dtype = line.split("\t")
-        rows.append((key, tuple(int(x) for x in shape.strip("()").split(",") if x.strip()), getattr(torch, dtype)))
-    return rows
-
-
-@functools.cache
-def _random_value(key: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-    """A random tensor for one original key (the same for every kind, so the encoders are shared)."""
-    if dtype == torch.int64:
-        return torch.zeros(shape, dtype=dtype)
-    if key.endswith("_freqs"):  # the spec's constants: 1.5 * 2^k, each twice; phases 0 and pi/2
-        return torch.tensor([1.5 * 2**k for k in range(6) for _ in range(2)]).view(1, 12, 1)
-    if key.endswith("_phases"):
-        return torch.tensor([0.0, math.pi / 2] * 6).view(1, 12, 1)
-    g = torch.Generator().manual_seed(zlib.crc32(key.encode()))
-    if key.endswith("running_var"):
-        return 0.5 + torch.rand(shape, generator=g)
-    if len(shape) == 1:  # BatchNorm scales and shifts, running means, biases
-        return (1.0 if key.endswith("weight") else 0.0) + 0.1 * torch.randn(shape, generator=g)
-    return torch.randn(shape, generator=g) / math.sqrt(math.prod(shape[1:]))
-
-
-def random_original(kind: str) -> dict[str, torch.Tensor]:
-    """A state dict in the original layout of ``kind`` with random values (a fresh dict of shared tensors)."""
-    return {key: _random_value(key, shape, dtype) for key, shape, dtype in listing(kind)}
 
 
 def same(a: torch.Tensor, b: torch.Tensor) -> bool:

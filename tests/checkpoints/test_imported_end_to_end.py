@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.checkpoints.test_convert_original import random_original
+from tests.checkpoints.original_layout import random_original
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -213,7 +213,7 @@ def test_ceilings_need_the_exact_scene(synthetic_root, tmp_path):
 
 TINY_MODEL = {"kind": "bts", "encoder": {"depth": 18, "pretrained": False, "on_missing_weights": "error",
                                          "decoder_widths": [32, 32, 64, 128, 256], "feature_dim": 64},
-              "field": {"hidden_dim": 16, "num_freqs": 6, "freq_factor": 1.5, "near": 3.0, "far": 80.0}}
+              "field": {"hidden_dim": 16, "num_freqs": 6, "freq_factor": 1.5, "code_near": 3.0, "code_far": 80.0}}
 
 
 def _entry(args, tmp_path):

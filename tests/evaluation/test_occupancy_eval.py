@@ -32,7 +32,7 @@ from evaluation.protocols import BtsProtocol, Frame, build_protocol
 REPO = Path(__file__).resolve().parents[2]
 TINY_MODEL = {"kind": "bts", "encoder": {"depth": 18, "pretrained": False, "on_missing_weights": "error",
                                          "decoder_widths": [32, 32, 64, 128, 256], "feature_dim": 64},
-              "field": {"hidden_dim": 16, "num_freqs": 6, "freq_factor": 1.5, "near": 3.0, "far": 80.0}}
+              "field": {"hidden_dim": 16, "num_freqs": 6, "freq_factor": 1.5, "code_near": 3.0, "code_far": 80.0}}
 
 
 # --- lidar ground truth on hand-built scans ----------------------------------------------------------------------

@@ -9,7 +9,7 @@ from bts.models import build_model
 from tests.parity_weights import assert_parity, parity_rel, rebuild_state_dict
 
 VIEWS_CFG = {"num_train_views": 3, "train_candidates": [1, 2, 3], "eval_views": "mono"}
-FIELD = {"num_freqs": 6, "freq_factor": 1.5, "near": 3.0, "far": 80.0, "view_dropout": 0.5}
+FIELD = {"num_freqs": 6, "freq_factor": 1.5, "code_near": 3.0, "code_far": 80.0, "view_dropout": 0.5}
 FUSION = {"type": "confidence", "hidden_dim": 128, "feature_dim": 16, "out_hidden_dim": 16}
 
 

@@ -1,7 +1,9 @@
+import inspect
 import math
 
 import pytest
 import torch
+from jaxtyping import TypeCheckError
 
 from bts.rendering import (
     composite,
@@ -88,8 +90,12 @@ def test_composite_values_and_depth():
 
 
 def test_mismatched_samples_raise():
-    with pytest.raises(ValueError):
+    # In the test suite the shape annotation is enforced (tests/conftest.py); callers without the type checker get
+    # the function's own check.
+    with pytest.raises(TypeCheckError, match="distances"):
         composite(torch.zeros(3, 4), torch.zeros(3, 5))
+    with pytest.raises(ValueError, match="sigma has 4 samples per ray, distances 5"):
+        inspect.unwrap(composite)(torch.zeros(3, 4), torch.zeros(3, 5))
 
 
 @pytest.mark.parametrize("cap", [True, False])

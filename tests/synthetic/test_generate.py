@@ -14,7 +14,7 @@ from datasets.synthetic import MANIFEST, ensure_synthetic_city, generate
 from datasets.synthetic import writer as writer_module
 from datasets.synthetic.__main__ import main
 from datasets.synthetic.generate import GenerationParams
-from tests.conftest import SYNTHETIC_PARAMS
+from tests import SYNTHETIC_PARAMS
 
 REPO = Path(__file__).resolve().parents[2]
 SMALLEST = dict(sequences=2, frames=13, seed=3, size="tiny")  # the smallest tree with non-empty splits

@@ -13,7 +13,7 @@ from datasets.kitti_360.poses import read_poses
 from datasets.kitti_360.splits import read_split
 from datasets.synthetic import MANIFEST, PRESETS, SEQUENCE_NAMES
 from datasets.synthetic.splits import FRAMES_AHEAD
-from tests.conftest import SYNTHETIC_PARAMS
+from tests import SYNTHETIC_PARAMS
 
 FRAMES = SYNTHETIC_PARAMS["frames"]
 SEQUENCES = list(SEQUENCE_NAMES[: SYNTHETIC_PARAMS["sequences"]])

@@ -16,8 +16,7 @@ from bts.rendering.renderer import RendererConfig
 from bts.training.objective import ObjectiveConfig, training_step
 from bts.training.teacher import load_teacher
 from datasets.kitti_360 import Kitti360Config, Kitti360Dataset
-from tests.training.helpers import debug_config
-from tests.training.test_train_bts import REPO, run_train
+from tests.training.helpers import REPO, debug_config, run_train
 
 
 def test_distillation_loss_is_zero_for_equal_heads_and_never_reaches_the_teacher():

@@ -15,8 +15,7 @@ from bts.training.objective import ObjectiveConfig
 from bts.training.supervised import SupervisedConfig, supervised_step
 from datasets.kitti_360 import Kitti360Config, Kitti360Dataset
 from datasets.synthetic.occupancy_labels import OccupancyLabelledDataset, OccupancySampling
-from tests.training.helpers import CONFIGS, debug_config, train
-from tests.training.test_train_bts import run_train
+from tests.training.helpers import CONFIGS, debug_config, run_train, train
 
 TINY_BTS = {"kind": "bts", "encoder": {"depth": 18, "pretrained": False}, "field": {}}
 

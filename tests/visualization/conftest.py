@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import imageio.v2 as imageio
-import numpy as np
 import pytest
 import torch
 import yaml
@@ -17,22 +15,7 @@ from bts.models.factory import build_model
 from bts.visualization.frames import InputView
 from datasets.factory import build_dataset
 from datasets.synthetic import load_scene
-
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-IMAGE_SIZE = (48, 176)  # small (the encoder needs >= 33 rows), about the synthetic aspect ratio
-
-
-def decode(path: Path) -> list[np.ndarray]:
-    """Frames of a video file, decoded by imageio's ffmpeg reader."""
-    with imageio.get_reader(path, format="FFMPEG") as reader:
-        return [np.asarray(f) for f in reader]
-
-
-def tiny_model_config() -> dict:
-    cfg = yaml.safe_load((CONFIGS / "model" / "bts.yaml").read_text())
-    cfg["encoder"].update(depth=18, pretrained=False)
-    return cfg
-
+from tests.visualization.helpers import CONFIGS, IMAGE_SIZE, tiny_model_config
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory, synthetic_root) -> Path:

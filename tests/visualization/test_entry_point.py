@@ -12,7 +12,7 @@ from hydra import compose, initialize_config_dir
 
 import render_novel_view
 from bts.visualization.trajectories import TrajectoryFileError
-from tests.render.conftest import CONFIGS, IMAGE_SIZE, decode
+from tests.visualization.helpers import CONFIGS, IMAGE_SIZE, decode
 
 ROOT = Path(__file__).resolve().parents[2]
 H, W = IMAGE_SIZE

@@ -7,7 +7,7 @@ import torch
 
 from bts.visualization.colormap import colorize_depth
 from bts.visualization.video import FrameWriter, hstack, pad_centred, to_uint8, vstack
-from tests.render.conftest import decode
+from tests.visualization.helpers import decode
 
 
 def test_mp4_decodes_with_frame_count_and_size(tmp_path):

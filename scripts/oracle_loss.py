@@ -36,6 +36,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 from typing import Any
 
 import torch
@@ -44,8 +45,9 @@ from omegaconf import OmegaConf
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
+from bts.fields import EncodedViews
 from bts.geometry.cameras import PinholeCamera
-from bts.geometry.transforms import invert_rigid, transform_points
+from bts.geometry.transforms import transform_points
 from bts.inference import load_model
 from bts.rendering.renderer import RendererConfig
 from bts.training.engine import objective_config
@@ -66,13 +68,17 @@ class OracleOutput:
 
 class OracleField(nn.Module):
     """A 'model' for :func:`training_step` whose density comes from the exact scene of each batch element's
-    sequence; ``kind`` selects what it does behind the surfaces the input view sees (see the module docstring)."""
+    sequence; ``variant`` selects what it does behind the surfaces the input view sees (see the module docstring).
+    It keeps the model contract (:class:`~bts.models.contract.FieldModel`, as a ``bts`` kind), so the training
+    step scores it like a network."""
 
-    def __init__(self, root: Path, kind: str, thin_m: float = 0.3):
+    kind: ClassVar[str] = "bts"
+
+    def __init__(self, root: Path, variant: str, thin_m: float = 0.3):
         super().__init__()
-        if kind not in FIELDS:
-            raise ValueError(f"unknown oracle field {kind!r}; known: {FIELDS}")
-        self.root, self.kind, self.thin_m = root, kind, thin_m
+        if variant not in FIELDS:
+            raise ValueError(f"unknown oracle field {variant!r}; known: {FIELDS}")
+        self.root, self.variant, self.thin_m = root, variant, thin_m
         self.scenes: dict[str, Any] = {}
         self.sequences: list[str] = []
         self.world_from_view0: Tensor | None = None
@@ -87,13 +93,21 @@ class OracleField(nn.Module):
         return [0]
 
     def encode(self, images, intrinsics, cam_to_world, views, flip: bool = False):
-        # The input view's camera; flipping the encoder's input does not change a field that is not predicted.
-        return {"intrinsics": intrinsics[:, 0], "cam_to_world": cam_to_world[:, 0]}
+        # The input view's camera, without features; flipping the encoder's input does not change a field that is
+        # not predicted.
+        return EncodedViews.create(torch.zeros(images.shape[0], 1, 1, 1, 1), intrinsics[:, :1], cam_to_world[:, :1])
 
-    def density(self, points: Tensor, encoded: dict) -> OracleOutput:
+    def density_fn(self, encoded: EncodedViews):
+        def fn(points: Tensor) -> tuple[Tensor, Tensor]:
+            out = self.density(points, encoded)
+            return out.sigma, out.invalid
+
+        return fn
+
+    def density(self, points: Tensor, encoded: EncodedViews) -> OracleOutput:
         b, n, _ = points.shape
-        cam = transform_points(invert_rigid(encoded["cam_to_world"]), points)
-        invalid = ~PinholeCamera(encoded["intrinsics"]).project(cam).valid  # the field's own frustum test
+        cam = transform_points(encoded.world_to_cam[:, 0], points)
+        invalid = ~PinholeCamera(encoded.intrinsics[:, 0]).project(cam).valid  # the field's own frustum test
         sigma = torch.zeros(b, n)
         for i in range(b):
             sigma[i] = self.sigma_of(points[i].detach(), i)
@@ -104,7 +118,7 @@ class OracleField(nn.Module):
         scene = self.scene(self.sequences[i])
         world = points.double() @ self.world_from_view0[i, :3, :3].T + self.world_from_view0[i, :3, 3]
         occupied = scene.occupied(world.float())
-        if self.kind == "truth":
+        if self.variant == "truth":
             return occupied.float() * SIGMA
         origin = self.world_from_view0[i, :3, 3]
         offsets = world - origin
@@ -113,9 +127,9 @@ class OracleField(nn.Module):
         behind = distance - hit  # > 0: hidden from the input view
         # The ground stays as it is in every field: the question is the objects' hidden extent, not holes in the road.
         ground = world[:, 2].float() < scene.description.ground.height(world[:, 1].float())
-        if self.kind == "thin":
+        if self.variant == "thin":
             keep = ground | (occupied & (behind <= self.thin_m))
-        elif self.kind == "shadow":
+        elif self.variant == "shadow":
             keep = occupied | (behind > 0)
         else:  # depth_plus_2m
             keep = ground | (occupied & (behind <= 0)) | ((behind > 0) & (behind <= 2.0))

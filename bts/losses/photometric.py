@@ -32,7 +32,7 @@ def _window_mean(x: Tensor) -> Tensor:
     return F.conv2d(x, kernel, padding=1, groups=c)
 
 
-def ssim(x: Float[Tensor, "*batch C h w"], y: Float[Tensor, "*batch C h w"]) -> Float[Tensor, "*batch C h w"]:
+def ssim(x: Float[Tensor, "*#batch C h w"], y: Float[Tensor, "*#batch C h w"]) -> Float[Tensor, "*#batch C h w"]:
     """Per-pixel, per-channel SSIM of two patches (or broadcastable stacks of patches).
 
     ``SSIM = (2 mu_x mu_y + C1)(2 s_xy + C2) / ((mu_x^2 + mu_y^2 + C1)(s_x + s_y + C2))`` with local means and
@@ -54,8 +54,8 @@ def ssim(x: Float[Tensor, "*batch C h w"], y: Float[Tensor, "*batch C h w"]) -> 
 
 
 def photometric_error(
-    rendered: Float[Tensor, "*batch 3 h w"], target: Float[Tensor, "*batch 3 h w"], ssim_weight: float = 0.85
-) -> Float[Tensor, "*batch h w"]:
+    rendered: Float[Tensor, "*#batch 3 h w"], target: Float[Tensor, "*#batch 3 h w"], ssim_weight: float = 0.85
+) -> Float[Tensor, "*#batch h w"]:
     """Per-pixel ``e = a mean_RGB[clamp(1 - SSIM, 0, 1) / 2] + (1 - a) mean_RGB |rendered - target|``, ``a = 0.85``.
 
     ``rendered`` and ``target`` broadcast against each other.

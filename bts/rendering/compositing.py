@@ -87,8 +87,8 @@ def expected_distance(
 
 
 def composite_values(
-    weights: Float[Tensor, "*batch K"], values: Float[Tensor, "*batch K C"]
-) -> Float[Tensor, "*batch C"]:
+    weights: Float[Tensor, "*#batch K"], values: Float[Tensor, "*#batch K C"]
+) -> Float[Tensor, "*#batch C"]:
     """Rendered values ``sum_k w_k v_k``, e.g. the colour ``c_j = sum_k w_k c_j(x_k)`` of one source frame."""
     return (weights[..., None] * values).sum(dim=-2)
 

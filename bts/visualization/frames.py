@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -32,7 +32,10 @@ from bts.visualization.video import hstack, label, pad_centred, vstack
 LAYOUTS = ("vertical", "horizontal")
 
 
+@runtime_checkable
 class SceneModel(Protocol):
+    """What rendering calls on a model: an encoding of the input views, and densities against it."""
+
     def encode(self, images: Tensor, intrinsics: Tensor, cam_to_world: Tensor) -> Any: ...
 
     def density_fn(self, encoded: Any) -> DensityFn: ...

@@ -35,13 +35,13 @@ def pad_centred(image: Float[Tensor, "3 H W"], width: int) -> Float[Tensor, "3 H
     return torch.nn.functional.pad(image, (left, width - image.shape[2] - left))
 
 
-def vstack(*images: Float[Tensor, "3 H W"]) -> Float[Tensor, "3 h w"]:
+def vstack(*images: Float[Tensor, "3 _ _"]) -> Float[Tensor, "3 h w"]:
     """Stack images top to bottom, padding narrower ones on the right."""
     width = max(i.shape[2] for i in images)
     return torch.cat([pad_to(i, i.shape[1], width) for i in images], dim=1)
 
 
-def hstack(*images: Float[Tensor, "3 H W"]) -> Float[Tensor, "3 h w"]:
+def hstack(*images: Float[Tensor, "3 _ _"]) -> Float[Tensor, "3 h w"]:
     """Place images side by side, padding shorter ones at the bottom."""
     height = max(i.shape[1] for i in images)
     return torch.cat([pad_to(i, height, i.shape[2]) for i in images], dim=2)

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from eval_fixtures import DATE, ROOT, save_untrained, write_kitti_raw_tree
+from tests.evaluation.eval_fixtures import DATE, ROOT, save_untrained, write_kitti_raw_tree
 from hydra import compose, initialize_config_dir
 
 from evaluation.depth import evaluate_frame, run, upsample_nearest

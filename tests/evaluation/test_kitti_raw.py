@@ -5,7 +5,8 @@ import hashlib
 import numpy as np
 import pytest
 import torch
-from eval_fixtures import CX, CY, DATE, DRIVE, FOCAL, HEIGHT, RIGHT_TX, TX, TY, TZ, WIDTH, write_kitti_raw_tree
+from tests.evaluation.eval_fixtures import (CX, CY, DATE, DRIVE, FOCAL, HEIGHT, RIGHT_TX, TX, TY, TZ, WIDTH,
+                                           write_kitti_raw_tree)
 
 from datasets.kitti_raw import (EIGEN_TEST, KittiRawConfig, KittiRawDataset, MalformedFileError, MissingFileError,
                                 eigen_crop_mask, read_raw_calibration, read_raw_split, velodyne_depth_map)

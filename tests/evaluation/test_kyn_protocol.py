@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from test_occupancy_eval import _dataset, _oracle_run
 
 from evaluation.protocols import Frame, KynProtocol, build_protocol
+from tests.evaluation.oracle import dataset, oracle_run
 
 Z, X = 460, 80
 
@@ -71,7 +71,7 @@ def test_scores_by_hand_with_and_without_object_labels():
 
 
 def test_kyn_maps_are_read_with_their_shape_checked(synthetic_root, tmp_path):
-    ds = _dataset(synthetic_root)
+    ds = dataset(synthetic_root)
     frame = Frame(ds, 0, ds[0])
     name = f"{frame.sequence}_{frame.frame_id:010d}"
     protocol = KynProtocol({"ground_truth_maps": str(tmp_path), "object_labels": str(tmp_path)})
@@ -95,13 +95,13 @@ def test_kyn_maps_are_read_with_their_shape_checked(synthetic_root, tmp_path):
 def test_exact_density_on_the_synthetic_city_under_kyn(synthetic_root):
     """The lidar-built truth of every scan left in the sequence; visibility from the first scan only."""
     protocol = build_protocol("kyn")
-    ds = _dataset(synthetic_root)
+    ds = dataset(synthetic_root)
     frame = Frame(ds, 0, ds[0])
     gt = protocol.ground_truth(frame)
     assert int(gt["num_scans"]) == len(ds.poses[frame.sequence]) - frame.row < 300
     assert gt["visible_first_scan"].any() and (gt["occupied"] & ~gt["visible_first_scan"]).any()
-    result = _oracle_run(synthetic_root, protocol, indices=[0])
+    result = oracle_run(synthetic_root, protocol, indices=[0])
     m = result.mean()["kyn"]
     assert m["o_acc"] > 0.8 and set(m) == {"o_acc", "ie_acc", "ie_rec"}
-    empty = _oracle_run(synthetic_root, protocol, empty=True, indices=[0]).mean()["kyn"]
+    empty = oracle_run(synthetic_root, protocol, empty=True, indices=[0]).mean()["kyn"]
     assert empty["ie_rec"] == 1.0 and empty["ie_acc"] < m["ie_acc"]

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 import torch
-from eval_fixtures import ROOT, save_untrained
+from tests.evaluation.eval_fixtures import ROOT, save_untrained
 
 from evaluation.selection import frame_selection, stereo_partner
 from evaluation.metrics import psnr, ssim

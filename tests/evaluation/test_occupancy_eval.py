@@ -18,16 +18,14 @@ from torch import nn
 from bts.checkpoints.format import save_checkpoint
 from bts.inference import LoadedModel, load_model
 from bts.models.factory import build_model
-from datasets.kitti_360 import Kitti360Config, Kitti360Dataset
 from datasets.kitti_360.errors import MissingFileError
-from datasets.kitti_360.frames import FrameSelection
-from datasets.synthetic import load_scene
 from evaluation.gt_cache import GroundTruthCache
 from evaluation.lidar_occupancy import lidar_votes, polar_profile, query_grid, vote_threshold
 from bts.losses.distillation import KD_CLIP
 from evaluation.compare import Predictions, compare, load_predictions, ranking_auc, table
-from evaluation.occupancy import evaluate_occupancy, write_outputs
+from evaluation.occupancy import write_outputs
 from evaluation.protocols import BtsProtocol, Frame, build_protocol
+from tests.evaluation.oracle import dataset, oracle_run
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_MODEL = {"kind": "bts", "encoder": {"depth": 18, "pretrained": False, "on_missing_weights": "error",
@@ -91,62 +89,8 @@ def test_unknown_protocol_and_parameter_are_named():
 
 # --- protocols on the synthetic city with oracle models ----------------------------------------------------------
 
-class _Oracle(nn.Module):
-    """A 'model' whose density is the exact occupancy of the synthetic scene (or zero everywhere)."""
-
-    def __init__(self, root: Path, empty: bool = False):
-        super().__init__()
-        self.root, self.empty = root, empty
-        self.world_from_view0: torch.Tensor | None = None
-        self.sequence: str | None = None
-        self._dummy = nn.Parameter(torch.zeros(1))
-
-    def encoder_views(self, num_views, training):
-        return [0]
-
-    def encode(self, images, intrinsics, cam_to_world, views):
-        return self.world_from_view0
-
-    def density_fn(self, world_from_view0):
-        scene = load_scene(self.root, self.sequence)
-
-        def fn(points):
-            b, n, _ = points.shape
-            if self.empty:
-                return torch.zeros(b, n), torch.zeros(b, n, dtype=torch.bool)
-            p = points.reshape(-1, 3).double() @ world_from_view0[:3, :3].T + world_from_view0[:3, 3]
-            sigma = scene.occupied(p.float()).float().reshape(b, n) * 1000.0
-            return sigma, torch.zeros(b, n, dtype=torch.bool)
-
-        return fn
-
-
-class _Recording(Kitti360Dataset):
-    """Tells the oracle which frame it is looking at."""
-
-    oracle: _Oracle
-
-    def __getitem__(self, index):
-        item = super().__getitem__(index)
-        self.oracle.world_from_view0 = item["world_from_view0"]
-        self.oracle.sequence = self.datapoints[index][0]
-        return item
-
-
-def _dataset(root: Path, cls=Kitti360Dataset):
-    cfg = Kitti360Config(image_size=(32, 120), frames=FrameSelection(num_timesteps=1, stereo=False, fisheye=False))
-    return cls(root, root / "splits" / "test_files.txt", cfg)
-
-
-def _oracle_run(root, protocol, empty=False, cache=None, **kw):
-    ds = _dataset(root, _Recording)
-    ds.oracle = _Oracle(root, empty)
-    loaded = LoadedModel(ds.oracle, "bts", {}, Path("oracle"))
-    return evaluate_occupancy(loaded, ds, protocol, cache or GroundTruthCache(None), progress=False, **kw)
-
-
 def test_exact_density_scores_one_against_exact_and_nearly_one_against_lidar(synthetic_root):
-    result = _oracle_run(synthetic_root, build_protocol("exact"), indices=[0, 1])
+    result = oracle_run(synthetic_root, build_protocol("exact"), indices=[0, 1])
     mean = result.mean()
     assert mean["exact"]["o_acc"] == 1.0 and mean["exact"]["ie_acc"] == 1.0 and mean["exact"]["ie_rec"] == 1.0
     # The lidar-built truth marks space no scan sees free as occupied; with parked vehicles in both halves of the
@@ -157,8 +101,8 @@ def test_exact_density_scores_one_against_exact_and_nearly_one_against_lidar(syn
 
 def test_all_empty_model_gets_the_numbers_the_definitions_predict(synthetic_root):
     protocol = build_protocol("exact")
-    result = _oracle_run(synthetic_root, protocol, empty=True, indices=[0])
-    gt = protocol.ground_truth(Frame(_dataset(synthetic_root), 0, _dataset(synthetic_root)[0]))
+    result = oracle_run(synthetic_root, protocol, empty=True, indices=[0])
+    gt = protocol.ground_truth(Frame(dataset(synthetic_root), 0, dataset(synthetic_root)[0]))
     occ, vis = gt["exact_occupied"], gt["exact_visible"]
     assert occ.any() and (~vis).any()
     m = result.mean()["exact"]
@@ -170,13 +114,13 @@ def test_all_empty_model_gets_the_numbers_the_definitions_predict(synthetic_root
 
 def test_bts_ground_truth_uses_the_scans_there_are_and_says_so(synthetic_root):
     protocol = BtsProtocol({"num_scans": 20})
-    ds = _dataset(synthetic_root)
+    ds = dataset(synthetic_root)
     frame = Frame(ds, 0, ds[0])
     rows = protocol.scan_rows(frame)
     assert len(rows) < 20 and len(rows) == len(ds.poses[frame.sequence]) - frame.row
     gt = protocol.ground_truth(frame)
     assert int(gt["num_scans"]) == len(rows)
-    result = _oracle_run(synthetic_root, protocol, indices=[0])
+    result = oracle_run(synthetic_root, protocol, indices=[0])
     assert result.to_json()["frames_with_fewer_scans"] == 1
     assert "fewer than 20 scans" in result.table()
 
@@ -185,21 +129,21 @@ def test_cache_hits_give_identical_results_and_changed_data_misses(synthetic_roo
     root = tmp_path / "city"
     shutil.copytree(synthetic_root, root)
     cache = GroundTruthCache(tmp_path / "cache")
-    first = _oracle_run(root, build_protocol("exact"), cache=cache, indices=[0, 1])
+    first = oracle_run(root, build_protocol("exact"), cache=cache, indices=[0, 1])
     assert (cache.hits, cache.misses) == (0, 2)
-    second = _oracle_run(root, build_protocol("exact"), cache=cache, indices=[0, 1])
+    second = oracle_run(root, build_protocol("exact"), cache=cache, indices=[0, 1])
     assert (cache.hits, cache.misses) == (2, 2)
     assert [r["metrics"] for r in first.per_frame] == [r["metrics"] for r in second.per_frame]
     assert all(r["gt_cached"] for r in second.per_frame)
     # Other protocol parameters, or a changed scan, are other keys.
-    _oracle_run(root, build_protocol("exact", {"num_scans": 5}), cache=cache, indices=[0])
+    oracle_run(root, build_protocol("exact", {"num_scans": 5}), cache=cache, indices=[0])
     assert cache.misses == 3
-    ds = _dataset(root)
+    ds = dataset(root)
     frame = Frame(ds, 0, ds[0])
     scan = ds.layout.velodyne_file(frame.sequence, frame.frame_id)
     st = scan.stat()
     os.utime(scan, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # touched, same bytes: still the same truth
-    _oracle_run(root, build_protocol("exact"), cache=cache, indices=[0])
+    oracle_run(root, build_protocol("exact"), cache=cache, indices=[0])
     assert cache.misses == 3
     # Rewritten with other points of the same size and the old mtime: the content key misses (a size-and-mtime
     # key would reuse the stale ground truth).
@@ -208,14 +152,14 @@ def test_cache_hits_give_identical_results_and_changed_data_misses(synthetic_roo
     scan.write_bytes(bytes(data))
     os.utime(scan, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert scan.stat().st_size == st.st_size and scan.stat().st_mtime_ns == st.st_mtime_ns
-    _oracle_run(root, build_protocol("exact"), cache=cache, indices=[0])
+    oracle_run(root, build_protocol("exact"), cache=cache, indices=[0])
     assert cache.misses == 4
 
 
 def test_missing_lidar_scan_is_named(synthetic_root, tmp_path):
     root = tmp_path / "city"
     shutil.copytree(synthetic_root, root)
-    ds = _dataset(root)
+    ds = dataset(root)
     frame = Frame(ds, 0, ds[0])
     poses = ds.poses[frame.sequence]
     missing = ds.layout.velodyne_file(frame.sequence, int(poses.frame_ids[frame.row + 2]))
@@ -352,7 +296,7 @@ def test_frame_selection_with_stride_and_limit():
 # --- point-by-point comparison of two models (evaluation.compare) ------------------------------------------------
 
 def _saved(root, tmp_path, name, protocol="exact", empty=False, indices=(0, 1)):
-    result = _oracle_run(root, build_protocol(protocol), empty=empty, indices=list(indices), keep_predictions=True)
+    result = oracle_run(root, build_protocol(protocol), empty=empty, indices=list(indices), keep_predictions=True)
     write_outputs(result, tmp_path / name)
     return tmp_path / name
 
@@ -395,7 +339,7 @@ def test_compare_refuses_other_frames_other_protocols_and_missing_truth(syntheti
     one = load_predictions(_saved(synthetic_root, tmp_path, "one", indices=(0,)))
     with pytest.raises(ValueError, match="different frames"):
         compare(two, one)
-    other = _oracle_run(synthetic_root, build_protocol("exact", {"num_scans": 5}), indices=[0, 1],
+    other = oracle_run(synthetic_root, build_protocol("exact", {"num_scans": 5}), indices=[0, 1],
                         keep_predictions=True)
     write_outputs(other, tmp_path / "other")
     with pytest.raises(ValueError, match="num_scans"):
@@ -435,7 +379,7 @@ def test_occupancy_figures_carry_titles_axes_in_metres_a_legend_and_a_colour_bar
         return real(fig, path, *args, **kwargs)
 
     monkeypatch.setattr(Figure, "savefig", record)
-    _oracle_run(synthetic_root, build_protocol(protocol_name), indices=[0], figures=(0,), figure_dir=tmp_path)
+    oracle_run(synthetic_root, build_protocol(protocol_name), indices=[0], figures=(0,), figure_dir=tmp_path)
     assert len(list(tmp_path.glob("*.png"))) == 1
     (texts, n_axes), = seen
     joined = " | ".join(texts)

@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+from bts.fields import DensityOutput, EncodedViews
 from bts.inference import LoadedModel
 from bts.rendering.pixels import image_uv
 from bts.rendering.renderer import RendererConfig, render_depth
@@ -91,7 +92,10 @@ def test_a_depth_map_names_a_known_convention():
 
 
 class _Wedge(nn.Module):
-    """A 'model' whose field is :func:`wedge_density` in the input camera's frame."""
+    """A 'model' whose field is :func:`wedge_density` in the input camera's frame (it keeps the model contract of
+    bts/models/contract.py, with feature-less encoded views)."""
+
+    kind = "bts"
 
     def __init__(self):
         super().__init__()
@@ -100,8 +104,13 @@ class _Wedge(nn.Module):
     def encoder_views(self, num_views, training):
         return [0]
 
-    def encode(self, images, intrinsics, cam_to_world, views):
-        return None
+    def encode(self, images, intrinsics, cam_to_world, views, flip=False):
+        return EncodedViews.create(torch.zeros(images.shape[0], len(views), 1, 1, 1), intrinsics[:, views],
+                                   cam_to_world[:, views])
+
+    def density(self, points, encoded):
+        sigma, invalid = wedge_density(points)
+        return DensityOutput(sigma, sigma, invalid)
 
     def density_fn(self, encoded):
         return wedge_density

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 import pytest
-from eval_fixtures import save_untrained
+from tests.evaluation.eval_fixtures import save_untrained
 from omegaconf import OmegaConf
 from torch import nn
 

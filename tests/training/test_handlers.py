@@ -25,6 +25,7 @@ def test_the_training_patch_image_is_large_enough_to_see(synthetic_root, tmp_pat
     from types import SimpleNamespace
 
     import torch
+    from ignite.engine import Engine
     from torch.utils.data import default_collate
 
     from scripts.benchmarks import model_config
@@ -44,7 +45,9 @@ def test_the_training_patch_image_is_large_enough_to_see(synthetic_root, tmp_pat
     logger = Logger(tmp_path, every=1)
     images = {}
     logger.writer = SimpleNamespace(add_image=lambda tag, image, step: images.setdefault(tag, image))
-    logger.log_images(SimpleNamespace(state=SimpleNamespace(last_step=out, iteration=7)))
+    engine = Engine(lambda e, b: None)  # an ignite engine standing after step 7, as the handler sees it
+    engine.state.last_step, engine.state.iteration = out, 7
+    logger.log_images(engine)
     image = images["train/patches_target_reconstruction_distance"]
     tile = 8 * PATCH_ZOOM + 2
     assert image.shape == (3, 3 * tile, 8 * tile)
@@ -94,6 +97,8 @@ class _Field:
 def test_validation_warns_when_the_field_has_collapsed_to_empty_space(synthetic_root, caplog):
     import logging
 
+    import torch
+
     from bts.training.handlers import COLLAPSE_FRACTION, validate
     from datasets.kitti_360 import Kitti360Config, Kitti360Dataset
 
@@ -101,9 +106,9 @@ def test_validation_warns_when_the_field_has_collapsed_to_empty_space(synthetic_
                               Kitti360Config(image_size=(32, 120), lidar_depth=True))
     cfg = {"renderer": {"num_samples": 16}}
     with caplog.at_level(logging.WARNING, logger="bts.training.handlers"):
-        empty = validate(_Field(empty=True), dataset, cfg, device="cpu", num_samples=2)
+        empty = validate(_Field(empty=True), dataset, cfg, device=torch.device("cpu"), num_samples=2)
     assert empty["far_fraction"] > COLLAPSE_FRACTION and "collapsed to empty space" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="bts.training.handlers"):
-        ground = validate(_Field(empty=False), dataset, cfg, device="cpu", num_samples=2)
+        ground = validate(_Field(empty=False), dataset, cfg, device=torch.device("cpu"), num_samples=2)
     assert ground["far_fraction"] < 0.9 and "collapsed" not in caplog.text  # the sky is far, the road is not

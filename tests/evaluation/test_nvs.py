@@ -158,7 +158,7 @@ def test_script_writes_results_with_lpips_null(synthetic_root, bts_checkpoint, t
 
 def test_kitti_raw_stereo_partner_is_the_right_camera(bts_checkpoint, tmp_path):
     import numpy as np
-    from eval_fixtures import write_kitti_raw_tree
+    from tests.evaluation.eval_fixtures import write_kitti_raw_tree
     from hydra import compose, initialize_config_dir
 
     from evaluation.nvs import run

@@ -10,6 +10,7 @@ Multi-GPU / multi-node: ``torchrun --nproc_per_node N train.py -cn bts trainer.b
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -24,20 +25,20 @@ from torch.utils.data import Dataset
 
 from bts.checkpoints.format import CheckpointError
 from bts.cli import friendly_errors
+from bts.config import register_configs
 from bts.encoders.backbone import require_imagenet_weights
-from bts.runs import register_resolvers
-from bts.training.engine import needs_imagenet_weights, occupancy_labels_config, train
+from bts.training.config import TrainConfig
+from bts.training.engine import needs_imagenet_weights, train
 from datasets.factory import build_dataset
 
 log = logging.getLogger("train")
 
 
-def build_datasets(cfg: dict) -> tuple[Dataset, Dataset]:
+def build_datasets(cfg: TrainConfig) -> tuple[Dataset, Dataset]:
     """The training set (with exact occupancy labels for the supervised objective) and the validation set (with
-    lidar depth) of a resolved config; the engine calls it in every process (a module-level function: picklable)."""
-    train_set = build_dataset(cfg["data"], cfg["paths"], "train", train=True,
-                              occupancy_labels=occupancy_labels_config(cfg))
-    val_set = build_dataset(cfg["data"], cfg["paths"], "val", lidar_depth=True)
+    lidar depth) of a run's config; the engine calls it in every process (a module-level function: picklable)."""
+    train_set = build_dataset(cfg.data, cfg.paths, "train", train=True, occupancy_labels=cfg.occupancy_points)
+    val_set = build_dataset(cfg.data, cfg.paths, "val", lidar_depth=True)
     return train_set, val_set
 
 
@@ -70,31 +71,32 @@ def check_teacher(cfg: DictConfig) -> dict | None:
     return {"given": str(path), "path": str(resolved), "sha256": _file_sha256(resolved)}
 
 
-def check_weights(cfg: dict) -> None:
+def check_weights(cfg: TrainConfig) -> None:
     """ImageNet weights, where this run loads them, must be there before any data is generated or built."""
-    encoder = cfg["model"]["encoder"]
+    encoder = cfg.model["encoder"]
     if needs_imagenet_weights(cfg) and encoder.get("on_missing_weights", "error") == "error":
         require_imagenet_weights(encoder["depth"])
 
 
-register_resolvers()  # ${run_dir:...} of hydra.run.dir (configs/bts.yaml)
+register_configs()  # the schemas the config groups extend, and ${run_dir:...} of hydra.run.dir (configs/bts.yaml)
 
 
 @hydra.main(config_path="configs", config_name="bts", version_base="1.3")
 @friendly_errors
 def main(cfg: DictConfig) -> None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    typed = TrainConfig.from_dict(OmegaConf.to_container(cfg, resolve=True))  # the one conversion of the run
     teacher = check_teacher(cfg)
     if teacher is not None:
         cfg.kd.teacher_checkpoint = teacher["path"]
+        typed = dataclasses.replace(typed, kd=dataclasses.replace(typed.kd, teacher_checkpoint=teacher["path"]))
     if int(os.environ.get("RANK", "0")) == 0:
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
         if teacher is not None:
             (run_dir / "teacher.json").write_text(json.dumps(teacher, indent=2) + "\n")
     log.info("run folder: %s", run_dir)
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    check_weights(resolved)
-    train(resolved, run_dir, build_datasets,
+    check_weights(typed)
+    train(typed, run_dir, build_datasets,
           on_first_checkpoint=functools.partial(_link_latest, run_dir))
     log.info("done: checkpoint %s, logs %s", run_dir / "checkpoints" / "last.pt", run_dir / "tensorboard")
 

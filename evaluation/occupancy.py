@@ -60,6 +60,7 @@ from evaluation.selection import (data_config, frame_indices, frame_selection, i
                                   model_views, resolved_data, seeded, with_frames)
 from evaluation.gt_cache import GroundTruthCache  # noqa: E402
 from evaluation.protocols import DepthMap, Frame, OccupancyProtocol, build_protocol, visible_from_depth  # noqa: E402
+from evaluation.protocols import register_protocol_schemas  # noqa: E402
 
 log = logging.getLogger("evaluation.occupancy")
 
@@ -330,6 +331,7 @@ def run(cfg: DictConfig, out_dir: Path) -> OccupancyResult:
 
 
 register_resolvers()  # ${run_dir:...} of the config's output folder
+register_protocol_schemas()  # configs/protocol/*.yaml extend protocol/<name>_schema
 
 
 @hydra.main(config_path="../configs", config_name="eval_occupancy", version_base="1.3")

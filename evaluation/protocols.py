@@ -512,6 +512,24 @@ class KynProtocol(BtsProtocol):
 PROTOCOLS: dict[str, type[OccupancyProtocol]] = {"bts": BtsProtocol, "exact": ExactProtocol, "kyn": KynProtocol}
 
 
+def protocol_schema(name: str) -> type:
+    """The structured-config schema of ``configs/protocol/<name>.yaml``: the protocol's parameter dataclass plus the
+    ``name`` key that selects it, so that each default is written once (in the dataclass) and an unknown key or a
+    wrongly typed value fails when the config is composed."""
+    params = PROTOCOLS[name].params_class
+    return dataclasses.make_dataclass(f"{params.__name__}Config", [("name", str, dataclasses.field(default=name))],
+                                      bases=(params,))
+
+
+def register_protocol_schemas() -> None:
+    """Register ``protocol/<name>_schema`` for every protocol with Hydra's ConfigStore (before composing)."""
+    from hydra.core.config_store import ConfigStore  # noqa: PLC0415
+
+    store = ConfigStore.instance()
+    for name in PROTOCOLS:
+        store.store(group="protocol", name=f"{name}_schema", node=protocol_schema(name))
+
+
 def build_protocol(name: str, params: dict[str, Any] | None = None) -> OccupancyProtocol:
     if name not in PROTOCOLS:
         raise ValueError(f"unknown occupancy protocol {name!r}; known: {sorted(PROTOCOLS)}")

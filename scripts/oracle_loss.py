@@ -45,6 +45,7 @@ from omegaconf import OmegaConf
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
+from bts.config import register_configs
 from bts.fields import EncodedViews
 from bts.geometry.cameras import PinholeCamera
 from bts.geometry.transforms import transform_points
@@ -137,6 +138,7 @@ class OracleField(nn.Module):
 
 
 def compose_config(overrides: list[str]) -> dict:
+    register_configs()
     with initialize_config_dir(config_dir=str(REPO / "configs"), version_base=None):
         cfg = compose(config_name="bts", overrides=overrides)
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]

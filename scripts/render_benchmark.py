@@ -19,6 +19,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from bts.config import register_configs
 from bts.export import VoxelGridSpec, occupancy_grid
 from bts.inference import LoadedModel
 from bts.models.factory import build_model
@@ -42,6 +43,7 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 def untrained_model(depth: int) -> LoadedModel:
     """The paper's BTS model config (``-cn bts``, composed with its groups) with a ResNet of ``depth``, untrained."""
+    register_configs()
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         composed = compose(config_name="bts",
                            overrides=[f"model.encoder.depth={depth}", "model.encoder.pretrained=false"])

@@ -13,7 +13,13 @@ import tests.typechecking  # noqa: E402, F401  (the hook names it by its dotted 
 
 install_import_hook("bts", "tests.typechecking.typechecker")
 
+from bts.config import register_configs  # noqa: E402
+from evaluation.protocols import register_protocol_schemas  # noqa: E402
 from tests import SYNTHETIC_PARAMS  # noqa: E402
+
+# The schemas that configs/{trainer,renderer,loss,kd,protocol} extend, for every test that composes the configs.
+register_configs()
+register_protocol_schemas()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,15 +1,16 @@
 """The ignite training loop: one process per device, launched unchanged by ``python`` or ``torchrun``.
 
-``train(cfg, run_dir, build_datasets)`` runs under ``ignite.distributed.Parallel``: without a backend it is a single
-process (CPU or one GPU); under ``torchrun`` with ``trainer.backend=nccl`` (or ``gloo`` on CPU) every process trains
-a shard of each batch and DDP averages the gradients.
+``train(cfg, run_dir, build_datasets)`` takes the typed :class:`~bts.training.config.TrainConfig` (the entry point
+converts the composed config once: ``TrainConfig.from_dict``) and runs under ``ignite.distributed.Parallel``:
+without a backend it is a single process (CPU or one GPU); under ``torchrun`` with ``trainer.backend=nccl`` (or
+``gloo`` on CPU) every process trains a shard of each batch and DDP averages the gradients.
 
 The engine knows no dataset: the entry point (``train.py``) hands it ``build_datasets``, a picklable callable
-``cfg -> (train_set, val_set)`` that every process calls once, after the loss config is checked.
+``cfg -> (train_set, val_set)`` that every process calls once.
 
 ``loss.objective`` selects the training signal: ``photometric`` (BTS, MVBTS, KDBTS; :mod:`bts.training.objective`)
 or ``supervised`` (the upper bound fitted to the synthetic city's exact occupancy; :mod:`bts.training.supervised`,
-whose labelled points the data layer adds to the training set, sampled as :func:`occupancy_labels_config` says).
+whose labelled points the data layer adds to the training set, sampled as ``TrainConfig.occupancy_points`` says).
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ from ignite.utils import manual_seed
 from torch import nn
 from torch.utils.data import Dataset
 
-from bts.losses import LossWeights
-from bts.models.factory import MODELS, build_model, model_spec
+from bts.models.factory import build_model, model_spec
 from bts.rendering.renderer import RendererConfig
+from bts.training.config import AMP_MODES, TrainConfig
 from bts.training.handlers import CheckpointSaver, Logger, NonFiniteLoss, StepProgress, validate
 from bts.training.objective import ObjectiveConfig, training_step
 from bts.training.sampling import SeededItems, SeededRandomSampler
@@ -40,12 +41,9 @@ from bts.training.teacher import load_teacher
 
 log = logging.getLogger(__name__)
 
-OBJECTIVES = ("photometric", "supervised")
-SUPERVISED_MODEL_KINDS = tuple(k for k, spec in MODELS.items() if not spec.distills)  # no teacher
-
-# ``cfg -> (train_set, val_set)``: the training set (with the labelled points of the supervised objective, see
-# :func:`occupancy_labels_config`) and the validation set (with lidar depth, for :func:`validate`).
-DatasetBuilder = Callable[[dict], tuple[Dataset, Dataset]]
+# ``cfg -> (train_set, val_set)``: the training set (with the labelled points of the supervised objective,
+# ``cfg.occupancy_points``) and the validation set (with lidar depth, for :func:`validate`).
+DatasetBuilder = Callable[[TrainConfig], tuple[Dataset, Dataset]]
 
 
 class Trainee(nn.Module):
@@ -72,38 +70,14 @@ class TrainingParts:
     engine: Engine
 
 
-def objective_name(cfg: dict) -> str:
-    """``loss.objective`` (``photometric`` where the key is absent), checked against :data:`OBJECTIVES`."""
-    name = cfg["loss"].get("objective", "photometric")
-    if name not in OBJECTIVES:
-        raise ValueError(f"loss.objective must be one of {list(OBJECTIVES)}, got {name!r}")
-    return name
+def objective_config(cfg: dict | TrainConfig) -> ObjectiveConfig | SupervisedConfig:
+    """The typed objective of a training config (for scripts that compose a config and run single steps)."""
+    return (cfg if isinstance(cfg, TrainConfig) else TrainConfig.from_dict(cfg)).objective
 
 
-def objective_config(cfg: dict) -> ObjectiveConfig | SupervisedConfig:
-    """The typed objective of the ``loss`` node: :class:`ObjectiveConfig` or :class:`SupervisedConfig`."""
-    name = objective_name(cfg)
-    loss = {k: v for k, v in cfg["loss"].items() if k != "objective"}
-    weights = LossWeights(**loss.pop("weights"))
-    if name == "photometric":
-        return ObjectiveConfig(num_timesteps=cfg["data"]["frames"]["num_timesteps"], weights=weights, **loss)
-    kind = cfg["model"]["kind"]
-    if kind not in SUPERVISED_MODEL_KINDS:
-        raise ValueError(f"loss.objective=supervised trains model.kind in {list(SUPERVISED_MODEL_KINDS)}, not {kind!r}")
-    if "points" not in loss:
-        raise ValueError("loss.objective=supervised needs loss.points (how the labelled points are sampled): use "
-                         "the supervised loss group (-cn bts_supervised, or loss=supervised)")
-    loss.pop("points")
-    loss.pop("rays_per_element", None)  # photometric only; kept in the group so that the presets compose
-    try:
-        return SupervisedConfig(weights=weights, **loss)
-    except TypeError as e:
-        raise ValueError(f"invalid key in the supervised loss config: {e}") from None
-
-
-def occupancy_labels_config(cfg: dict) -> dict | None:
+def occupancy_labels_config(cfg: dict | TrainConfig) -> dict | None:
     """The sampling of labelled points for the training set (``loss.points``), or ``None`` when not supervised."""
-    return cfg["loss"]["points"] if objective_name(cfg) == "supervised" else None
+    return (cfg if isinstance(cfg, TrainConfig) else TrainConfig.from_dict(cfg)).occupancy_points
 
 
 def _restore(targets, saved: list[torch.Tensor]) -> None:
@@ -126,7 +100,7 @@ def _to_device(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
-AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+AMP_DTYPES = dict(zip(AMP_MODES, (None, torch.bfloat16, torch.float16), strict=True))
 
 
 def encoder_precision(amp: str, device: torch.device) -> torch.dtype | None:
@@ -140,19 +114,19 @@ def encoder_precision(amp: str, device: torch.device) -> torch.dtype | None:
     return AMP_DTYPES[amp]
 
 
-def prepare_distillation(model: nn.Module, cfg: dict, resuming: bool) -> None:
+def prepare_distillation(model: nn.Module, cfg: TrainConfig, resuming: bool) -> None:
     """KDBTS: a new run starts from the MVBTS teacher's weights (docs/decisions.md §4); the recipe came with the
-    constructor (``build_model(..., distillation=cfg["kd"])``)."""
+    constructor (``build_model(..., distillation=cfg.kd.model_recipe())``)."""
     if not resuming:
-        load_teacher(model, cfg["model"], Path(cfg["kd"]["teacher_checkpoint"]))
+        load_teacher(model, cfg.model, Path(cfg.kd.teacher_checkpoint))
 
 
-def needs_imagenet_weights(cfg: dict) -> bool:
+def needs_imagenet_weights(cfg: TrainConfig) -> bool:
     """Whether building the model for this run loads ImageNet weights: not for a resume (every weight comes from the
     checkpoint) nor for a new KDBTS run (encoder and teacher come from the MVBTS checkpoint)."""
-    if cfg["trainer"]["resume_from"] or model_spec(cfg["model"]["kind"]).distills:
+    if cfg.trainer.resume_from or model_spec(cfg.model["kind"]).distills:
         return False
-    return bool(cfg["model"]["encoder"].get("pretrained", False))
+    return bool(cfg.model["encoder"].get("pretrained", False))
 
 
 def lr_factor(step_size: int, gamma: float, warmup_steps: int = 0) -> Callable[[int], float]:
@@ -169,22 +143,21 @@ def lr_factor(step_size: int, gamma: float, warmup_steps: int = 0) -> Callable[[
     return factor
 
 
-def build_parts(cfg: dict, device: torch.device) -> TrainingParts:
-    distills = model_spec(cfg["model"]["kind"]).distills
-    model = build_model(cfg["model"], pretrained=None if needs_imagenet_weights(cfg) else False,
-                        distillation=cfg["kd"] if distills else None)
+def build_parts(cfg: TrainConfig, device: torch.device) -> TrainingParts:
+    if not isinstance(cfg, TrainConfig):
+        raise TypeError(f"build_parts takes a TrainConfig (TrainConfig.from_dict(cfg)), got {type(cfg).__name__}")
+    distills = model_spec(cfg.model["kind"]).distills
+    model = build_model(cfg.model, pretrained=None if needs_imagenet_weights(cfg) else False,
+                        distillation=cfg.kd.model_recipe() if distills else None)
     if distills:
-        prepare_distillation(model, cfg, resuming=bool(cfg["trainer"]["resume_from"]))
-    t = cfg["trainer"]
-    model.encoder.use_fast_path(encoder_precision(t["amp"], device), t["channels_last"])
-    trainee = idist.auto_model(Trainee(model, objective_config(cfg), RendererConfig(**cfg["renderer"])))
-    optimizer = idist.auto_optim(torch.optim.Adam(trainee.parameters(), lr=t["lr"]))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(t["lr_step"], t["lr_gamma"],
-                                                                    t["warmup_steps"]))
-    scaler = torch.amp.GradScaler("cuda", enabled=t["amp"] == "fp16" and device.type == "cuda")
-    clip = t["grad_clip"]
-    if clip is not None and not (isinstance(clip, (int, float)) and clip > 0):
-        raise ValueError(f"trainer.grad_clip must be null (no clipping) or a positive gradient norm, got {clip!r}")
+        prepare_distillation(model, cfg, resuming=bool(cfg.trainer.resume_from))
+    t = cfg.trainer
+    model.encoder.use_fast_path(encoder_precision(t.amp, device), t.channels_last)
+    trainee = idist.auto_model(Trainee(model, cfg.objective, cfg.renderer))
+    optimizer = idist.auto_optim(torch.optim.Adam(trainee.parameters(), lr=t.lr))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(t.lr_step, t.lr_gamma, t.warmup_steps))
+    scaler = torch.amp.GradScaler("cuda", enabled=t.amp == "fp16" and device.type == "cuda")
+    clip = t.grad_clip
 
     def update(engine: Engine, batch: dict) -> dict[str, float]:
         trainee.train()
@@ -214,7 +187,7 @@ def build_parts(cfg: dict, device: torch.device) -> TrainingParts:
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()
-        engine.state.last_step = out if engine.state.iteration % t["image_every"] == 0 else None
+        engine.state.last_step = out if engine.state.iteration % t.image_every == 0 else None
         terms["lr"] = optimizer.param_groups[0]["lr"]
         return terms
 
@@ -222,21 +195,20 @@ def build_parts(cfg: dict, device: torch.device) -> TrainingParts:
     return TrainingParts(trainee, model, optimizer, scheduler, engine)
 
 
-def _training(local_rank: int, cfg: dict, run_dir: Path, build_datasets: DatasetBuilder,
+def _training(local_rank: int, cfg: TrainConfig, run_dir: Path, build_datasets: DatasetBuilder,
               on_first_checkpoint: Callable[[], None] | None) -> None:
     rank, device = idist.get_rank(), idist.device()
-    t = cfg["trainer"]
-    manual_seed(cfg["seed"] + rank)
-    objective_config(cfg)  # a bad loss config fails before any data is built
+    t = cfg.trainer
+    manual_seed(cfg.seed + rank)
     train_set, val_set = build_datasets(cfg)
     # Every item loads under a seed of its own, from the run's seed, the epoch and its position (bts/training/
     # sampling.py), so that a resume in the middle of an epoch sees the same data as the uninterrupted run.
-    sampler = SeededRandomSampler(len(train_set), seed=cfg["seed"])
-    loader = idist.auto_dataloader(SeededItems(train_set), sampler=sampler, batch_size=t["batch_size"],
-                                   num_workers=cfg["data"]["num_workers"], drop_last=True,
-                                   persistent_workers=cfg["data"]["num_workers"] > 0)
+    sampler = SeededRandomSampler(len(train_set), seed=cfg.seed)
+    workers = cfg.data["num_workers"]
+    loader = idist.auto_dataloader(SeededItems(train_set), sampler=sampler, batch_size=t.batch_size,
+                                   num_workers=workers, drop_last=True, persistent_workers=workers > 0)
     if len(loader) == 0:
-        raise ValueError(f"the train split has {len(train_set)} datapoints, fewer than batch_size={t['batch_size']}")
+        raise ValueError(f"the train split has {len(train_set)} datapoints, fewer than batch_size={t.batch_size}")
     parts = build_parts(cfg, device)
     engine = parts.engine
 
@@ -245,40 +217,44 @@ def _training(local_rank: int, cfg: dict, run_dir: Path, build_datasets: Dataset
         sampler.set_epoch(e.state.epoch)
         if loader.sampler is not sampler and hasattr(loader.sampler, "set_epoch"):  # DDP's proxy around it
             loader.sampler.set_epoch(e.state.epoch)
-    saver = CheckpointSaver(run_dir / "checkpoints", cfg["model"], parts, keep=t["keep_checkpoints"],
+    saver = CheckpointSaver(run_dir / "checkpoints", cfg.model, parts, keep=t.keep_checkpoints,
                             on_first_save=on_first_checkpoint)
-    if t["resume_from"]:
-        restore_training_state(Path(t["resume_from"]), model_kind=cfg["model"]["kind"], model_config=cfg["model"],
+    if t.resume_from:
+        restore_training_state(Path(t.resume_from), model_kind=cfg.model["kind"], model_config=cfg.model,
                                model=parts.model, optimizer=parts.optimizer, scheduler=parts.scheduler, engine=engine)
     if rank == 0:
-        logger = Logger(run_dir / "tensorboard", t["log_every"])
+        logger = Logger(run_dir / "tensorboard", t.log_every)
         logger.attach(engine)
-        total = t["max_steps"] if t["max_steps"] is not None else t["epochs"] * len(loader)
+        total = t.max_steps if t.max_steps is not None else t.epochs * len(loader)
         StepProgress(total).attach(engine)
-        engine.add_event_handler(Events.ITERATION_COMPLETED(every=t["checkpoint_every"]), saver)
+        engine.add_event_handler(Events.ITERATION_COMPLETED(every=t.checkpoint_every), saver)
         engine.add_event_handler(Events.COMPLETED, saver)
 
         def run_validation(e: Engine) -> None:
             if e.state.iteration != logger.validated_at:
-                logger.log_validation(e, validate(parts.model, val_set, cfg, device, t["val_samples"]))
+                logger.log_validation(e, validate(parts.model, val_set, cfg.renderer, device, t.val_samples))
 
-        engine.add_event_handler(Events.ITERATION_COMPLETED(every=t["validate_every"]) | Events.COMPLETED,
+        engine.add_event_handler(Events.ITERATION_COMPLETED(every=t.validate_every) | Events.COMPLETED,
                                  run_validation)
     engine.add_event_handler(Events.EXCEPTION_RAISED, saver.on_exception)
-    max_steps = t["max_steps"]
+    max_steps = t.max_steps
     if max_steps is not None:
         engine.add_event_handler(Events.ITERATION_COMPLETED(once=max_steps), lambda e: e.terminate())
         epochs = math.ceil(max_steps / len(loader))
     else:
-        epochs = t["epochs"]
+        epochs = t.epochs
     engine.run(loader, max_epochs=max(epochs, engine.state.epoch))
 
 
-def train(cfg: dict, run_dir: Path, build_datasets: DatasetBuilder,
+def train(cfg: TrainConfig, run_dir: Path, build_datasets: DatasetBuilder,
           on_first_checkpoint: Callable[[], None] | None = None) -> None:
     """Train the model ``cfg`` describes on the datasets ``build_datasets(cfg)`` returns (called in every process),
-    writing checkpoints and logs into ``run_dir``. ``on_first_checkpoint`` (picklable; rank 0 only) is called once,
-    right after this run's first checkpoint is written (``train.py`` moves the ``latest`` link then)."""
-    backend = cfg["trainer"]["backend"]
+    writing checkpoints and logs into ``run_dir``. ``cfg`` is the typed config (``TrainConfig.from_dict`` of the
+    composed one; a plain dict is refused). ``on_first_checkpoint`` (picklable; rank 0 only) is called once, right
+    after this run's first checkpoint is written (``train.py`` moves the ``latest`` link then)."""
+    if not isinstance(cfg, TrainConfig):
+        raise TypeError(f"train() takes a TrainConfig (bts.training.config.TrainConfig.from_dict(cfg)), got "
+                        f"{type(cfg).__name__}")
+    backend = cfg.trainer.backend
     with idist.Parallel(backend=backend) as parallel:
         parallel.run(_training, cfg, run_dir, build_datasets, on_first_checkpoint)

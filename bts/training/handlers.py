@@ -224,11 +224,11 @@ def _empty_field(points: Tensor) -> tuple[Tensor, Tensor]:
 
 
 @torch.no_grad()
-def validate(model, dataset: Dataset, cfg: dict, device: torch.device, num_samples: int) -> dict:
-    """Depth metrics of the input view against projected lidar on the first ``num_samples`` val datapoints."""
+def validate(model, dataset: Dataset, renderer: RendererConfig, device: torch.device, num_samples: int) -> dict:
+    """Depth metrics of the input view, rendered with ``renderer``, against projected lidar on the first
+    ``num_samples`` val datapoints."""
     was_training = model.training
     model.eval()
-    renderer = RendererConfig(**cfg["renderer"])
     totals = {k: 0.0 for k in DEPTH_METRICS}
     count, first, non_finite, far, pixels = 0, None, 0, 0, 0
     for i in range(min(num_samples, len(dataset))):

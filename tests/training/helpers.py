@@ -10,6 +10,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from bts.training import engine
+from bts.training.config import TrainConfig
 from train import build_datasets
 
 REPO = Path(__file__).resolve().parents[2]
@@ -23,8 +24,8 @@ def debug_config(root: Path, name: str = "bts", overrides=()) -> dict:
 
 
 def train(cfg: dict, run_dir: Path) -> None:
-    """:func:`bts.training.engine.train` with the datasets of ``train.py``."""
-    engine.train(cfg, run_dir, build_datasets)
+    """:func:`bts.training.engine.train` on the typed config of ``cfg``, with the datasets of ``train.py``."""
+    engine.train(TrainConfig.from_dict(cfg), run_dir, build_datasets)
 
 
 def run_train(args, cwd, env=None, check=True) -> subprocess.CompletedProcess:

@@ -99,12 +99,13 @@ def test_validation_warns_when_the_field_has_collapsed_to_empty_space(synthetic_
 
     import torch
 
+    from bts.rendering.renderer import RendererConfig
     from bts.training.handlers import COLLAPSE_FRACTION, validate
     from datasets.kitti_360 import Kitti360Config, Kitti360Dataset
 
     dataset = Kitti360Dataset(synthetic_root, synthetic_root / "splits/val_files.txt",
                               Kitti360Config(image_size=(32, 120), lidar_depth=True))
-    cfg = {"renderer": {"num_samples": 16}}
+    cfg = RendererConfig(num_samples=16)
     with caplog.at_level(logging.WARNING, logger="bts.training.handlers"):
         empty = validate(_Field(empty=True), dataset, cfg, device=torch.device("cpu"), num_samples=2)
     assert empty["far_fraction"] > COLLAPSE_FRACTION and "collapsed to empty space" in caplog.text

@@ -9,6 +9,7 @@ import torch
 
 from bts.checkpoints.format import CheckpointError, load_checkpoint
 from bts.training import engine as engine_module
+from bts.training.config import TrainConfig
 from tests.training.helpers import debug_config, on_nth_call, run_train, train
 from train import build_datasets
 
@@ -111,7 +112,7 @@ def test_learning_rate_schedule_warms_up_linearly_then_steps_down():
 
 def test_warmup_sets_the_rate_of_the_first_updates(synthetic_root, tmp_path):
     cfg = debug_config(synthetic_root, overrides=["trainer.warmup_steps=4", "trainer.lr=1e-3"])
-    parts = engine_module.build_parts(cfg, torch.device("cpu"))
+    parts = engine_module.build_parts(TrainConfig.from_dict(cfg), torch.device("cpu"))
     rates = []
     for _ in range(3):
         rates.append(parts.optimizer.param_groups[0]["lr"])
@@ -121,7 +122,8 @@ def test_warmup_sets_the_rate_of_the_first_updates(synthetic_root, tmp_path):
 
 
 def test_grad_clip_bounds_the_update_norm_and_the_norm_is_logged(synthetic_root):
-    cfg = debug_config(synthetic_root, overrides=["trainer.grad_clip=1e-3", "trainer.batch_size=1"])
+    cfg = TrainConfig.from_dict(debug_config(synthetic_root, overrides=["trainer.grad_clip=1e-3",
+                                                                       "trainer.batch_size=1"]))
     parts = engine_module.build_parts(cfg, torch.device("cpu"))
     train_set, _ = build_datasets(cfg)
     batch = torch.utils.data.default_collate([train_set[0]])
@@ -131,5 +133,6 @@ def test_grad_clip_bounds_the_update_norm_and_the_norm_is_logged(synthetic_root)
     assert terms["grad_norm"] > 1e-2  # the norm before clipping is what is logged
     assert float(clipped) == pytest.approx(1e-3, rel=1e-4)
     with pytest.raises(ValueError, match="trainer.grad_clip must be null .* got -1"):
-        engine_module.build_parts(debug_config(synthetic_root, overrides=["trainer.grad_clip=-1"]),
+        engine_module.build_parts(TrainConfig.from_dict(debug_config(synthetic_root,
+                                                                     overrides=["trainer.grad_clip=-1"])),
                                   torch.device("cpu"))

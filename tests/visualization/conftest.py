@@ -3,6 +3,7 @@ synthetic scene standing in for a model."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import yaml
 from bts.checkpoints.format import save_checkpoint
 from bts.geometry import transform_points
 from bts.models.factory import build_model
+from bts.rendering.renderer import RendererConfig
 from bts.visualization.frames import InputView
 from datasets.factory import build_dataset
 from datasets.synthetic import load_scene
@@ -28,7 +30,7 @@ def tiny_checkpoint(tmp_path_factory, synthetic_root) -> Path:
         "data": {**yaml.safe_load((CONFIGS / "data" / "kitti_360.yaml").read_text()), "name": "synthetic",
                  "root": str(synthetic_root), "image_size": list(IMAGE_SIZE), "num_workers": 0},
         "model": cfg,
-        "renderer": {**yaml.safe_load((CONFIGS / "renderer" / "default.yaml").read_text()), "num_samples": 8},
+        "renderer": {**dataclasses.asdict(RendererConfig()), "num_samples": 8},
     }
     run.mkdir(parents=True)
     (run / "config.yaml").write_text(yaml.safe_dump(run_config))

@@ -196,3 +196,14 @@ def test_train_py_names_a_bad_key(tmp_path, synthetic_root):
         assert done.returncode != 0, override
         assert expected in done.stderr + done.stdout, (override, done.stderr[-2000:])
         assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_the_labelled_points_of_the_supervised_loss_are_the_data_layer_s_defaults():
+    """``loss.points`` is read by the data layer (``OccupancySampling``, which the library may not import), so its
+    YAML copy is the one default written twice; this keeps the two equal."""
+    from datasets.synthetic.occupancy_labels import OccupancySampling
+
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose(config_name="bts_supervised")
+    points = OmegaConf.to_container(cfg.loss.points, resolve=True)
+    assert points == dataclasses.asdict(OccupancySampling())

@@ -61,6 +61,15 @@ class DistillationAccumulator:
     total: Tensor | float = 0.0
     count: int = 0
     kept: dict[str, list[Tensor]] = field(default_factory=dict)
+    masked: list[int] = field(default_factory=lambda: [0, 0])  # kd.mask: points kept, points inside the frustum
+
+    def count_coverage(self, kept: int, considered: int) -> None:
+        self.masked[0] += kept
+        self.masked[1] += considered
+
+    def coverage(self) -> float | None:
+        """The share of the points inside the input frustum that ``kd.mask`` kept (``None`` without a mask)."""
+        return self.masked[0] / self.masked[1] if self.masked[1] else None
 
     def add(self, per_point: Tensor) -> None:
         self.total = self.total + per_point.sum()

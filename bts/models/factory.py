@@ -54,7 +54,7 @@ def _mvbts(cfg: dict[str, Any], encoder: ImageEncoder, distillation: dict[str, A
 
 def _kdbts(cfg: dict[str, Any], encoder: ImageEncoder, distillation: dict[str, Any] | None) -> KDBTSModel:
     kd = distillation or {}
-    recipe = {k: kd[k] for k in ("recipe", "student_photometric", "loss") if k in kd}
+    recipe = {k: kd[k] for k in ("recipe", "student_photometric", "loss", "mask") if k in kd}
     return KDBTSModel(encoder, build_multi_view_field(cfg, encoder.feature_dim),
                       student_hidden_dim=cfg["student"]["hidden_dim"], **cfg["views"], **recipe)
 

@@ -9,7 +9,9 @@ Rendering and evaluation (``density``) always use the student: the original sile
 student for the ``frozen`` recipe, the teacher for ``joint``) and accumulates the distillation loss over the sample
 points inside the input frustum: the paper's ``L_KD = mean |clip(softplus(s), 0, 2) - clip(softplus(sg(t)), 0, 2)|``
 or, with ``kd.loss=bce``, the cross-entropy of occupancy probabilities, or, with ``kd.loss=vis_bce``, the
-ray-termination cross-entropy along the rendered rays (:mod:`bts.losses.distillation`).
+ray-termination cross-entropy along the rendered rays (:mod:`bts.losses.distillation`). ``kd.mask`` keeps the term
+only where the teacher has evidence (:mod:`bts.losses.trust`: ``visibility``, ``agreement``; ``none``, the paper,
+keeps every point inside the input frustum).
 """
 
 from __future__ import annotations
@@ -23,13 +25,21 @@ from torch import Tensor, nn
 
 from bts.encoders import ImageEncoder
 from bts.fields import DensityOutput, EncodedViews
+from bts.fields.tokens import project_to_views
+from bts.geometry import invert_rigid
 from bts.fields.mlp import MLP
 from bts.fields.multi_view import MultiViewField
 from bts.losses.distillation import RAY_LOSSES, DistillationAccumulator, check_kd_loss, distillation_loss
+from bts.losses.trust import agreement_mask, check_mask, single_view_decodes, visibility_mask, visible_in_views
 from bts.models.bts import bound_density, encode_views
 from bts.models.mvbts import ViewChoice
+from bts.rendering.renderer import RendererConfig, render_depth
 
 RECIPES = ("frozen", "joint")
+# The teacher's depth image of each encoded view for the visibility of kd.mask: at 1/4 of the feature map's size, 32
+# midpoint samples per ray (a coarse surface is enough to tell seen from hidden; it costs about one more render pass).
+MASK_DOWNSAMPLE = 4
+MASK_RENDERER = RendererConfig(num_samples=32)
 
 
 class KDBTSModel(nn.Module):
@@ -38,22 +48,25 @@ class KDBTSModel(nn.Module):
     def __init__(self, encoder: ImageEncoder, field: MultiViewField, student_hidden_dim: int = 64,
                  num_train_views: int = 3, train_candidates: Sequence[int] = (1, 2, 3),
                  eval_views: str = "mono", *, recipe: str = "frozen", student_photometric: bool = False,
-                 loss: str = "l1"):
+                 loss: str = "l1", mask: str = "none"):
         super().__init__()
         self.encoder = encoder
         self.field = field  # the teacher
         self.student_head = MLP(encoder.feature_dim + field.encoding.out_dim, student_hidden_dim, 1)
         self.teacher_views = ViewChoice(num_train_views, train_candidates, eval_views)
-        self.configure(recipe, student_photometric, loss)
+        self.configure(recipe, student_photometric, loss, mask)
+        self._view_depths: tuple[EncodedViews, Tensor] | None = None  # kd.mask's depth images of one encoding
 
-    def configure(self, recipe: str, student_photometric: bool, loss: str = "l1") -> None:
+    def configure(self, recipe: str, student_photometric: bool, loss: str = "l1", mask: str = "none") -> None:
         """The distillation recipe (docs/decisions.md §4), set by the constructor (and here to change it):
         ``frozen`` freezes the encoder and the teacher and keeps them in eval mode (no teacher view dropout);
         ``joint`` trains everything. ``loss``: the distillation term (:data:`bts.losses.distillation.KD_LOSSES`:
-        the paper's ``l1``, ``bce`` on occupancy probabilities, or the ray loss ``vis_bce``)."""
+        the paper's ``l1``, ``bce`` on occupancy probabilities, or the ray loss ``vis_bce``); ``mask``: where the
+        term applies (:data:`bts.losses.trust.MASKS`)."""
         if recipe not in RECIPES:
             raise ValueError(f"kd.recipe must be one of {RECIPES}, got {recipe!r}")
         self.kd_loss = check_kd_loss(loss)
+        self.kd_mask = check_mask(mask)
         self.recipe, self.student_photometric = recipe, student_photometric
         frozen = recipe == "frozen"
         for module in (self.encoder, self.field):
@@ -93,6 +106,10 @@ class KDBTSModel(nn.Module):
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.recipe == "joint"):
             teacher = self.field(points, encoded, tokens=tokens, dropped=dropped)
         inside = ~tokens.invalid[:, 0]
+        if self.kd_mask != "none":
+            considered = inside
+            inside = inside & self.trust_mask(points, encoded, tokens)
+            kd.count_coverage(int(inside.sum()), int(considered.sum()))
         if self.kd_loss in RAY_LOSSES:  # needs whole rays: computed after the render pass
             kd.keep(student.raw, teacher.raw, inside)
         else:
@@ -103,3 +120,32 @@ class KDBTSModel(nn.Module):
             return student
         # Render through the student for the logs, without a photometric gradient.
         return DensityOutput(student.sigma.detach(), student.raw.detach(), student.invalid)
+
+    @torch.no_grad()
+    def view_depths(self, encoded: EncodedViews) -> Float[Tensor, "B V h w"]:
+        """The teacher's z-depth image of every encoded view (fused over all of them, no view dropout), at
+        1/:data:`MASK_DOWNSAMPLE` of the feature map's size; cached for the encoding of the current step."""
+        if self._view_depths is not None and self._view_depths[0] is encoded:
+            return self._view_depths[1]
+        h, w = encoded.features.shape[-2:]
+        h, w = max(1, h // MASK_DOWNSAMPLE), max(1, w // MASK_DOWNSAMPLE)
+        cam_to_world = invert_rigid(encoded.world_to_cam)
+
+        def fused(points: Tensor):
+            tokens = self.field.tokens(points, encoded)
+            out = self.field(points, encoded, tokens=tokens, dropped=torch.zeros_like(tokens.invalid))
+            return out.sigma, out.invalid
+
+        depths = torch.stack([render_depth(fused, encoded.intrinsics[:, k], cam_to_world[:, k], h, w, MASK_RENDERER)
+                              for k in range(encoded.num_views)], dim=1)
+        self._view_depths = (encoded, depths)
+        return depths
+
+    @torch.no_grad()
+    def trust_mask(self, points: Float[Tensor, "B N 3"], encoded: EncodedViews, tokens) -> Bool[Tensor, "B N"]:
+        """``kd.mask`` at the points (:mod:`bts.losses.trust`): where the teacher has evidence."""
+        uv, z, invalid = project_to_views(points, encoded)
+        visible = visible_in_views(z, uv, invalid, self.view_depths(encoded))
+        if self.kd_mask == "visibility":
+            return visibility_mask(visible)
+        return agreement_mask(single_view_decodes(self.field.head, tokens.tokens, tokens.invalid), visible)

@@ -21,6 +21,7 @@ from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from bts.errors import UserError
+from bts.losses.trust import MASKS
 from bts.models.factory import MODELS
 from bts.models.kdbts import RECIPES
 from bts.rendering.renderer import RendererConfig
@@ -113,14 +114,18 @@ class DistillationConfig:
     teacher_checkpoint: str = MISSING
     student_photometric: bool = False
     loss: str = "l1"  # l1 (the paper) | bce | vis_bce (bts/losses/distillation.py)
+    mask: str = "none"  # none (the paper) | visibility | agreement: where the term applies (bts/losses/trust.py)
 
     def __post_init__(self):
         if self.recipe not in RECIPES:
             raise ConfigError(f"kd.recipe must be one of {list(RECIPES)}, got {self.recipe!r}")
+        if self.mask not in MASKS:
+            raise ConfigError(f"kd.mask must be one of {list(MASKS)}, got {self.mask!r}")
 
     def model_recipe(self) -> dict[str, Any]:
         """What the KDBTS constructor takes (``build_model(..., distillation=...)``)."""
-        return {"recipe": self.recipe, "student_photometric": self.student_photometric, "loss": self.loss}
+        return {"recipe": self.recipe, "student_photometric": self.student_photometric, "loss": self.loss,
+                "mask": self.mask}
 
 
 def structured(cls: type):  # -> DictConfig (not annotated: beartype reads it as a deprecated typing generic)

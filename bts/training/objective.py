@@ -81,6 +81,7 @@ class StepOutput:
     target: Tensor  # [B, P, 3, ps, ps]
     ray_mask: Tensor  # [B, P, ps, ps], True where the ray is masked
     encoded: EncodedViews
+    metrics: dict[str, Tensor] = field(default_factory=dict)  # logged beside the loss terms, not optimised
 
 
 def _patches_per_group(total: int, groups: list[ViewGroup], patch_size: int) -> list[int]:
@@ -187,6 +188,10 @@ def training_step(model: FieldModel, batch: Batch, config: ObjectiveConfig, rend
         "photometric": photometric_loss(rendered, target, ray_mask, ssim_weight=config.ssim_weight).loss,
         "smoothness": edge_aware_smoothness(distance, target, ray_mask),
     }
+    metrics = {}
     if kd is not None:
         terms["distillation"] = kd.loss(render.distances, renderer.hard_alpha_cap)
-    return StepOutput(combine_losses(terms, config.weights), rays, render, rendered, target, ray_mask, encoded)
+        if kd.coverage() is not None:
+            metrics["kd_coverage"] = torch.tensor(kd.coverage())
+    return StepOutput(combine_losses(terms, config.weights), rays, render, rendered, target, ray_mask, encoded,
+                      metrics)

@@ -110,7 +110,7 @@ def test_the_typed_config_is_what_was_composed(synthetic_root):
     assert isinstance(supervised.objective, SupervisedConfig) and supervised.supervised
     assert supervised.occupancy_points["points_per_element"] > 0
     kd = TrainConfig.from_dict(debug_config(synthetic_root, "kdbts", overrides=["kd=joint", "kd.loss=bce"]))
-    assert kd.kd.model_recipe() == {"recipe": "joint", "student_photometric": False, "loss": "bce"}
+    assert kd.kd.model_recipe() == {"recipe": "joint", "student_photometric": False, "loss": "bce", "mask": "none"}
 
 
 @pytest.mark.parametrize("override,key", [

@@ -18,6 +18,12 @@ occluded occupied points above occluded empty ones?) and, at the *seen surface* 
 point), the fraction marked occupied and the median density there (is the field sharp enough for ``sigma > 0.5``
 where the input view shows the object?).
 
+Where ``B`` was evaluated with ``trust_masks=true`` (an MVBTS teacher), each selective-distillation mask it holds
+(``trust_<name>``, :mod:`bts.losses.trust`) is scored on the occluded points as a predictor of "B is right"
+(:func:`score_mask`): its coverage, the AUC, and the net gain of B over A on the points it keeps, against a random
+mask of the same coverage (which keeps that share of the total gain, in expectation) and the oracle mask (B right
+and A wrong: the most any mask can transfer).
+
 Counts are pooled over all points of all frames (many frames have few occluded points, so per-frame means are
 noisy). Prints a table; ``--json`` writes the numbers.
 """
@@ -58,6 +64,7 @@ class Predictions:
     truth: np.ndarray
     visible: np.ndarray
     grid_size: tuple[int, int, int] | None = None  # (x, y, z) point counts of the protocol's grid
+    trust: dict[str, np.ndarray] | None = None  # selective-distillation masks (trust_masks=true), by name
 
     def seen_surface(self) -> np.ndarray | None:
         """Occupied points next to a visible point in the grid (26-neighbourhood): the surface the input view sees,
@@ -86,14 +93,15 @@ def load_predictions(path: Path | str, name: str | None = None) -> Predictions:
         protocol = json.loads(str(data["protocol"]))
         model = json.loads(str(data["model"]))
         arrays = {k: data[k] for k in REQUIRED}
+        trust = {k[len("trust_"):]: data[k].astype(bool) for k in data.files if k.startswith("trust_")}
         frames = [str(f) for f in data["frame"]]
-    shapes = {k: v.shape for k, v in arrays.items()}
+    shapes = {k: v.shape for k, v in {**arrays, **{f"trust_{n}": m for n, m in trust.items()}}.items()}
     if len(set(shapes.values())) != 1 or len(frames) != arrays["pred_occupied"].shape[0]:
         raise ValueError(f"{file}: inconsistent array shapes {shapes} for {len(frames)} frames")
     return Predictions(file, name or model.get("description") or file.parent.name, frames, protocol, model,
                        arrays["pred_occupied"].astype(bool), arrays["sigma"].astype(np.float64),
                        arrays["exact_occupied"].astype(bool), arrays["exact_visible"].astype(bool),
-                       _grid_size(protocol))
+                       _grid_size(protocol), trust or None)
 
 
 def _grid_size(protocol: dict[str, Any]) -> tuple[int, int, int] | None:
@@ -121,6 +129,38 @@ def ranking_auc(score: np.ndarray, label: np.ndarray) -> float:
 def _frac(mask: np.ndarray, within: np.ndarray) -> float:
     n = int(within.sum())
     return float((mask & within).sum() / n) if n else float("nan")
+
+
+def score_mask(mask: np.ndarray, a_ok: np.ndarray, b_ok: np.ndarray, within: np.ndarray) -> dict[str, float]:
+    """How well a mask (True: trust B) separates where B is right from where B is wrong, on the points ``within``.
+
+    - ``coverage``: the share of the points it keeps;
+    - ``auc``: the ranking AUC of the mask for "B right" (0.5: no better than chance);
+    - ``precision``: the share of kept points where B is right;
+    - ``net_gain``: (B right and A wrong) minus (B wrong and A right) on the kept points, as a share of all the
+      points ``within``: what following B there would change;
+    - ``random_gain``: a random mask of the same coverage keeps, in expectation, ``coverage`` times the total net
+      gain; ``oracle_gain`` / ``oracle_coverage``: the mask "B right and A wrong", the most any mask can gain.
+    """
+    mask, a_ok, b_ok, within = (np.asarray(x, dtype=bool).ravel() for x in (mask, a_ok, b_ok, within))
+    n = int(within.sum())
+    if n == 0:
+        return {k: float("nan") for k in ("coverage", "auc", "precision", "net_gain", "random_gain", "oracle_gain",
+                                          "oracle_coverage")}
+    gain = (b_ok & ~a_ok).astype(np.int64) - (a_ok & ~b_ok).astype(np.int64)
+    kept = mask & within
+    coverage = float(kept.sum() / n)
+    total_gain = float(gain[within].sum() / n)
+    oracle = b_ok & ~a_ok & within
+    return {
+        "coverage": coverage,
+        "auc": ranking_auc(mask[within].astype(np.float64), b_ok[within]),
+        "precision": _frac(b_ok, kept),
+        "net_gain": float(gain[kept].sum() / n),
+        "random_gain": coverage * total_gain,
+        "oracle_gain": float(oracle.sum() / n),
+        "oracle_coverage": float(oracle.sum() / n),
+    }
 
 
 def _check_same(a: Predictions, b: Predictions) -> None:
@@ -184,6 +224,8 @@ def compare(a: Predictions, b: Predictions) -> dict[str, Any]:
         l1 = np.abs(np.clip(a.sigma, 0, KD_CLIP) - np.clip(b.sigma, 0, KD_CLIP))
         out["agreement"]["density_l1_clipped"] = float(l1.mean())
         out["agreement"]["density_l1_clipped_occluded"] = float(l1[hidden].mean()) if hidden.any() else float("nan")
+    if b.trust:
+        out["trust_masks_of_b"] = {name: score_mask(mask, a_ok, b_ok, hidden) for name, mask in b.trust.items()}
     return out
 
 
@@ -208,6 +250,11 @@ def table(result: dict[str, Any]) -> str:
     lines.append(f"occluded points B gets wrong: {r['points']}; A right on {_fmt(r['a_right'])} of them; "
                  f"net gain of B on the occluded points {result['occluded_net_gain_of_b']:+.4f}")
     lines.append("agreement: " + ", ".join(f"{k} {_fmt(v)}" for k, v in result["agreement"].items()))
+    for name, m in (result.get("trust_masks_of_b") or {}).items():
+        lines.append(f"mask {name} of B on the occluded points: coverage {_fmt(m['coverage'])}, AUC for B right "
+                     f"{_fmt(m['auc'])}, precision {_fmt(m['precision'])}, net gain {m['net_gain']:+.4f} (random "
+                     f"mask of that coverage {m['random_gain']:+.4f}, oracle {m['oracle_gain']:+.4f} at coverage "
+                     f"{_fmt(m['oracle_coverage'])})")
     return "\n".join(lines)
 
 

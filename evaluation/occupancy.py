@@ -10,7 +10,10 @@ Options (``configs/eval_occupancy.yaml``): ``protocol=bts|exact|kyn`` with its p
 ``views=stereo``, ``prediction=empty|behind_depth`` (trivial baselines), ``prediction=exact_behind
 [prediction_margin=K]`` (ceilings from the exact truth, below), ``max_frames=N``, ``frames=[0,5]``, ``figures=[0]``,
 ``cache=false``, ``device=cpu|cuda``, ``save_predictions=true`` (per-point predictions and truth in
-``predictions.npz``, which ``python -m evaluation.compare`` reads to compare two models point by point).
+``predictions.npz``, which ``python -m evaluation.compare`` reads to compare two models point by point),
+``trust_masks=true`` (MVBTS with ``save_predictions=true``: also the selective-distillation masks of
+:mod:`bts.losses.trust` at every point, ``trust_visibility`` and ``trust_agreement``, which ``evaluation.compare``
+scores against where the model is right).
 
 Ceilings (synthetic city only; :mod:`evaluation.ceilings`), under ``protocol=exact`` and ``protocol=bts``; the
 checkpoint still picks the data and the input size, but the model is not run:
@@ -48,7 +51,9 @@ from tqdm import tqdm  # noqa: E402
 
 from bts.cli import friendly_errors  # noqa: E402
 from bts.errors import UserError  # noqa: E402
+from bts.fields.multi_view import MultiViewField  # noqa: E402
 from bts.inference import LoadedModel  # noqa: E402
+from bts.losses.trust import MASKS, teacher_view_depths, trust_mask  # noqa: E402
 from bts.rendering.renderer import query_density, render_depth  # noqa: E402
 from bts.results import write_json  # noqa: E402
 from bts.runs import register_resolvers  # noqa: E402
@@ -67,6 +72,7 @@ log = logging.getLogger("evaluation.occupancy")
 METRICS = ("o_acc", "ie_acc", "ie_rec", "o_prec", "o_rec", "ie_prec")
 PREDICTIONS = ("density", "empty", "behind_depth", *CEILINGS)
 PREDICTION_TRUTH = ("exact_occupied", "exact_visible", "occupied", "visible_first_scan")
+TRUST_MASKS = tuple(m for m in MASKS if m != "none")
 
 
 @dataclass
@@ -78,12 +84,15 @@ class OccupancyResult:
     timing: dict[str, float] = field(default_factory=dict)
     predictions: dict[str, list[Any]] = field(default_factory=dict)
 
-    def keep(self, frame: str, occupied: torch.Tensor, sigma: torch.Tensor | None, gt: dict[str, torch.Tensor]) -> None:
+    def keep(self, frame: str, occupied: torch.Tensor, sigma: torch.Tensor | None, gt: dict[str, torch.Tensor],
+             trust: dict[str, torch.Tensor] | None = None) -> None:
         """Keep one frame's per-point prediction (and density) with the model-independent truth of the protocol:
         ``exact_occupied`` / ``exact_visible`` under ``exact``, the lidar votes' ``occupied`` / ``visible_first_scan``
-        under both."""
+        under both; ``trust``: the selective-distillation masks at the points (``trust_<name>``)."""
         rows = {"frame": frame, "pred_occupied": occupied.bool().numpy(),
                 "sigma": (sigma if sigma is not None else torch.full(occupied.shape, math.nan)).float().numpy()}
+        for name, mask in (trust or {}).items():
+            rows[f"trust_{name}"] = mask.bool().numpy()
         for key in PREDICTION_TRUTH:
             if key in gt:
                 rows[key] = gt[key].bool().numpy()
@@ -182,16 +191,34 @@ def predict(loaded: LoadedModel, protocol: OccupancyProtocol, frame: Frame, pred
     return occupied, depth, sigma
 
 
+@torch.no_grad()
+def trust_at_points(loaded: LoadedModel, protocol: OccupancyProtocol, frame: Frame) -> dict[str, torch.Tensor]:
+    """The selective-distillation masks (:data:`TRUST_MASKS`) of a multi-view model at the protocol's points: where
+    another encoded view sees the point, where two seeing views agree (:mod:`bts.losses.trust`)."""
+    field = getattr(loaded.model, "field", None)
+    if not loaded.multi_view or not isinstance(field, MultiViewField):
+        raise ValueError(f"trust_masks=true needs a multi-view model (MVBTS, views=<subset>); {loaded.checkpoint} is "
+                         f"{loaded.description}")
+    item = frame.item
+    encoded = loaded.encode(item["images"][None], item["intrinsics"][None], item["cam_to_world"][None])
+    points = protocol.points_cam(frame)[None].to(loaded.device)
+    depths = teacher_view_depths(field, encoded)
+    return {name: trust_mask(name, field, points, encoded, depths)[0].cpu() for name in TRUST_MASKS}
+
+
 def evaluate_occupancy(loaded: LoadedModel, dataset: Kitti360Dataset, protocol: OccupancyProtocol,
                        cache: GroundTruthCache, *, indices: list[int] | None = None, prediction: str = "density",
                        prediction_margin: float | None = None, chunk_points: int = 100_000,
                        figures: tuple[int, ...] = (), figure_dir: Path | None = None,
                        progress: bool = True, data_info: dict[str, Any] | None = None,
-                       keep_predictions: bool = False) -> OccupancyResult:
+                       keep_predictions: bool = False, trust_masks: bool = False) -> OccupancyResult:
     """Evaluate ``loaded`` on ``dataset`` (all datapoints, or ``indices``) under ``protocol``. With
-    ``keep_predictions`` the per-point predictions and model-independent truth are kept for ``predictions.npz``.
+    ``keep_predictions`` the per-point predictions and model-independent truth are kept for ``predictions.npz``
+    (with ``trust_masks``, also the masks of :func:`trust_at_points`).
     ``prediction_margin`` (metres) goes with ``prediction="exact_behind"`` (see :mod:`evaluation.ceilings`)."""
     margin = check_prediction(prediction, prediction_margin)
+    if trust_masks and not keep_predictions:
+        raise ValueError("trust_masks=true writes the masks into predictions.npz: add save_predictions=true")
     indices = frame_indices(len(dataset), indices, None)
     scenes = None
     if prediction in CEILINGS:  # fail before any work on a tree without the exact scene
@@ -221,7 +248,8 @@ def evaluate_occupancy(loaded: LoadedModel, dataset: Kitti360Dataset, protocol: 
         result.per_frame.append({"index": i, "frame": frame.name, "num_scans": int(gt["num_scans"]),
                                  "gt_cached": hit, "metrics": metrics})
         if keep_predictions:
-            result.keep(frame.name, occupied, sigma, gt)
+            result.keep(frame.name, occupied, sigma, gt,
+                        trust_at_points(loaded, protocol, frame) if trust_masks else None)
         if i in figures and figure_dir is not None:
             from evaluation.figures import occupancy_figure  # noqa: PLC0415
 
@@ -325,7 +353,7 @@ def run(cfg: DictConfig, out_dir: Path) -> OccupancyResult:
                                 data_info={"name": data.get("name"), "split": cfg.split, "data_from": source,
                                            "image_size": list(data.image_size),
                                            "pixel_convention": data.get("pixel_convention", "center")},
-                                keep_predictions=cfg.save_predictions)
+                                keep_predictions=cfg.save_predictions, trust_masks=cfg.trust_masks)
     write_outputs(result, out_dir)
     return result
 

@@ -22,7 +22,8 @@ the student's input), a point ``x`` with camera z ``z_k(x)`` and normalised imag
   decode in its own occluded space is a prior with the student's bias, not evidence.
 
 :func:`visible_in_views`, :func:`visibility_mask` and :func:`agreement_mask` are pure functions of tensors (tested on
-hand-built scenes); :class:`bts.models.kdbts.KDBTSModel` renders the depth images and the per-view decodes.
+hand-built scenes); :func:`teacher_view_depths` and :func:`trust_mask` apply them to a multi-view field
+(:class:`bts.fields.multi_view.MultiViewField`: the KDBTS teacher in training, an MVBTS model in evaluation).
 """
 
 from __future__ import annotations
@@ -32,7 +33,15 @@ import torch.nn.functional as F
 from jaxtyping import Bool, Float
 from torch import Tensor
 
+from bts.fields.tokens import EncodedViews, project_to_views
+from bts.geometry import invert_rigid
+from bts.rendering.renderer import RendererConfig, render_depth
+
 MASKS = ("none", "visibility", "agreement")
+# The teacher's depth image of each encoded view: at 1/4 of the feature map's size, 32 midpoint samples per ray (a
+# coarse surface is enough to tell seen from hidden; it costs about one more render pass of the training step).
+MASK_DOWNSAMPLE = 4
+MASK_RENDERER = RendererConfig(num_samples=32)
 OCCUPIED_SIGMA = 0.5  # the evaluation's decision: occupied <=> sigma > 0.5
 REL_TOL = 0.05  # a point up to 5 % behind the rendered surface of a view still counts as seen (the surface itself)
 
@@ -90,3 +99,36 @@ def single_view_decodes(head, tokens: Float[Tensor, "B V N D"], invalid: Bool[Te
 def coverage(mask: Bool[Tensor, "B N"], inside: Bool[Tensor, "B N"]) -> tuple[int, int]:
     """(kept, considered): the points a mask keeps among those inside the input frustum."""
     return int((mask & inside).sum()), int(inside.sum())
+
+
+@torch.no_grad()
+def teacher_view_depths(field, encoded: EncodedViews, downsample: int = MASK_DOWNSAMPLE,
+                        renderer: RendererConfig = MASK_RENDERER) -> Float[Tensor, "B V h w"]:
+    """The z-depth image of every encoded view rendered through the multi-view ``field`` (fused over all encoded
+    views, no view dropout), at ``1/downsample`` of the feature map's size."""
+    h, w = encoded.features.shape[-2:]
+    h, w = max(1, h // downsample), max(1, w // downsample)
+    cam_to_world = invert_rigid(encoded.world_to_cam)
+
+    def fused(points: Tensor):
+        tokens = field.tokens(points, encoded)
+        out = field(points, encoded, tokens=tokens, dropped=torch.zeros_like(tokens.invalid))
+        return out.sigma, out.invalid
+
+    return torch.stack([render_depth(fused, encoded.intrinsics[:, k], cam_to_world[:, k], h, w, renderer)
+                        for k in range(encoded.num_views)], dim=1)
+
+
+@torch.no_grad()
+def trust_mask(name: str, field, points: Float[Tensor, "B N 3"], encoded: EncodedViews,
+               depths: Float[Tensor, "B V h w"], tokens=None) -> Bool[Tensor, "B N"]:
+    """Mask ``name`` (``visibility`` or ``agreement``) of the multi-view ``field`` at ``points``, with the views'
+    depth images ``depths`` (:func:`teacher_view_depths`) and, if already computed, the points' ``tokens``."""
+    if check_mask(name) == "none":
+        raise ValueError("kd.mask=none keeps every point: there is no mask to compute")
+    uv, z, invalid = project_to_views(points, encoded)
+    visible = visible_in_views(z, uv, invalid, depths)
+    if name == "visibility":
+        return visibility_mask(visible)
+    tokens = tokens if tokens is not None else field.tokens(points, encoded)
+    return agreement_mask(single_view_decodes(field.head, tokens.tokens, tokens.invalid), visible)

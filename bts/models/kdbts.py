@@ -25,21 +25,14 @@ from torch import Tensor, nn
 
 from bts.encoders import ImageEncoder
 from bts.fields import DensityOutput, EncodedViews
-from bts.fields.tokens import project_to_views
-from bts.geometry import invert_rigid
 from bts.fields.mlp import MLP
 from bts.fields.multi_view import MultiViewField
 from bts.losses.distillation import RAY_LOSSES, DistillationAccumulator, check_kd_loss, distillation_loss
-from bts.losses.trust import agreement_mask, check_mask, single_view_decodes, visibility_mask, visible_in_views
+from bts.losses.trust import check_mask, teacher_view_depths, trust_mask
 from bts.models.bts import bound_density, encode_views
 from bts.models.mvbts import ViewChoice
-from bts.rendering.renderer import RendererConfig, render_depth
 
 RECIPES = ("frozen", "joint")
-# The teacher's depth image of each encoded view for the visibility of kd.mask: at 1/4 of the feature map's size, 32
-# midpoint samples per ray (a coarse surface is enough to tell seen from hidden; it costs about one more render pass).
-MASK_DOWNSAMPLE = 4
-MASK_RENDERER = RendererConfig(num_samples=32)
 
 
 class KDBTSModel(nn.Module):
@@ -121,31 +114,9 @@ class KDBTSModel(nn.Module):
         # Render through the student for the logs, without a photometric gradient.
         return DensityOutput(student.sigma.detach(), student.raw.detach(), student.invalid)
 
-    @torch.no_grad()
-    def view_depths(self, encoded: EncodedViews) -> Float[Tensor, "B V h w"]:
-        """The teacher's z-depth image of every encoded view (fused over all of them, no view dropout), at
-        1/:data:`MASK_DOWNSAMPLE` of the feature map's size; cached for the encoding of the current step."""
-        if self._view_depths is not None and self._view_depths[0] is encoded:
-            return self._view_depths[1]
-        h, w = encoded.features.shape[-2:]
-        h, w = max(1, h // MASK_DOWNSAMPLE), max(1, w // MASK_DOWNSAMPLE)
-        cam_to_world = invert_rigid(encoded.world_to_cam)
-
-        def fused(points: Tensor):
-            tokens = self.field.tokens(points, encoded)
-            out = self.field(points, encoded, tokens=tokens, dropped=torch.zeros_like(tokens.invalid))
-            return out.sigma, out.invalid
-
-        depths = torch.stack([render_depth(fused, encoded.intrinsics[:, k], cam_to_world[:, k], h, w, MASK_RENDERER)
-                              for k in range(encoded.num_views)], dim=1)
-        self._view_depths = (encoded, depths)
-        return depths
-
-    @torch.no_grad()
     def trust_mask(self, points: Float[Tensor, "B N 3"], encoded: EncodedViews, tokens) -> Bool[Tensor, "B N"]:
-        """``kd.mask`` at the points (:mod:`bts.losses.trust`): where the teacher has evidence."""
-        uv, z, invalid = project_to_views(points, encoded)
-        visible = visible_in_views(z, uv, invalid, self.view_depths(encoded))
-        if self.kd_mask == "visibility":
-            return visibility_mask(visible)
-        return agreement_mask(single_view_decodes(self.field.head, tokens.tokens, tokens.invalid), visible)
+        """``kd.mask`` at the points (:mod:`bts.losses.trust`): where the teacher has evidence. The teacher's depth
+        image of each encoded view is rendered once per encoding (the step queries its points in chunks)."""
+        if self._view_depths is None or self._view_depths[0] is not encoded:
+            self._view_depths = (encoded, teacher_view_depths(self.field, encoded))
+        return trust_mask(self.kd_mask, self.field, points, encoded, self._view_depths[1], tokens)

@@ -395,3 +395,60 @@ def test_the_summary_names_a_model_by_its_run_and_checkpoint():
     run = "2026-12-01_10-00-00"
     assert run_and_checkpoint(f"outputs/bts/{run}/checkpoints/step_500.pt") == f"{run}/step_500"
     assert run_and_checkpoint("released/kdbts.pt") == "released/kdbts"
+
+
+# --- selective-distillation masks scored against where the teacher is right (trust_masks, evaluation.compare) -------
+
+def test_a_mask_is_scored_against_the_teacher_being_right():
+    from evaluation.compare import score_mask
+
+    # Eight occluded points: B (the teacher) right where A is wrong on 0-2, wrong where A is right on 3, both right
+    # on 4-5, both wrong on 6-7.
+    a_ok = np.array([0, 0, 0, 1, 1, 1, 0, 0], dtype=bool)
+    b_ok = np.array([1, 1, 1, 0, 1, 1, 0, 0], dtype=bool)
+    within = np.ones(8, dtype=bool)
+    oracle = b_ok & ~a_ok
+    best = score_mask(oracle, a_ok, b_ok, within)
+    assert best["net_gain"] == best["oracle_gain"] == pytest.approx(3 / 8) and best["coverage"] == pytest.approx(3 / 8)
+    assert best["precision"] == 1.0 and best["auc"] == pytest.approx((1.0 + 0.6) / 2)  # TPR 3/5 is 0.6, TNR 1
+    everything = score_mask(np.ones(8, dtype=bool), a_ok, b_ok, within)
+    assert everything["net_gain"] == everything["random_gain"] == pytest.approx((3 - 1) / 8)
+    assert everything["auc"] == 0.5  # a constant mask ranks nothing
+    wrong = score_mask(~b_ok, a_ok, b_ok, within)  # keeps exactly where B is wrong: B's one loss, no gain
+    assert wrong["net_gain"] == pytest.approx(-1 / 8) and wrong["auc"] == 0.0
+    assert wrong["random_gain"] == pytest.approx(wrong["coverage"] * 2 / 8)
+    outside = score_mask(oracle, a_ok, b_ok, np.zeros(8, dtype=bool))
+    assert all(math.isnan(v) for v in outside.values())
+
+
+def test_trust_masks_of_an_mvbts_model_are_saved_and_scored(synthetic_root, tiny_checkpoint, tmp_path):
+    from tests.evaluation.eval_fixtures import save_untrained
+
+    mvbts = save_untrained(tmp_path / "mvbts.pt", "mvbts")
+    common = ["data=synthetic", f"data.root={synthetic_root}", "data.image_size=[48,176]", "max_frames=2",
+              "protocol=exact", "save_predictions=true"]
+    proc = _run_entry([f"checkpoint={mvbts}", "views=mono_temporal", "trust_masks=true",
+                       f"output_dir={tmp_path / 'teacher'}", *common], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with np.load(tmp_path / "teacher" / "predictions.npz") as saved:
+        for name in ("visibility", "agreement"):
+            mask = saved[f"trust_{name}"]
+            assert mask.shape == saved["exact_occupied"].shape and mask.dtype == bool
+        # Agreement needs two seeing views, so at least one besides the input: it lies within visibility.
+        assert not (saved["trust_agreement"] & ~saved["trust_visibility"]).any()
+        assert saved["trust_visibility"].any()  # the later frame sees part of the slice
+    proc = _run_entry([f"checkpoint={tiny_checkpoint}", f"output_dir={tmp_path / 'student'}", *common], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    cmp = subprocess.run([sys.executable, "-m", "evaluation.compare", str(tmp_path / "student"),
+                          str(tmp_path / "teacher"), "--json", str(tmp_path / "cmp.json")], cwd=REPO,
+                         capture_output=True, text=True)
+    assert cmp.returncode == 0, cmp.stderr[-3000:]
+    assert "mask visibility of B" in cmp.stdout and "mask agreement of B" in cmp.stdout
+    scores = json.loads((tmp_path / "cmp.json").read_text())["trust_masks_of_b"]
+    assert set(scores) == {"visibility", "agreement"} and 0.0 <= scores["visibility"]["coverage"] <= 1.0
+    refused = _run_entry([f"checkpoint={tiny_checkpoint}", "trust_masks=true", f"output_dir={tmp_path / 'no'}",
+                          *common], tmp_path)
+    assert refused.returncode != 0 and "trust_masks=true needs a multi-view model" in refused.stderr
+    unsaved = _run_entry([f"checkpoint={mvbts}", "views=mono_temporal", "trust_masks=true",
+                          f"output_dir={tmp_path / 'no2'}", *common[:-1]], tmp_path)
+    assert unsaved.returncode != 0 and "add save_predictions=true" in unsaved.stderr

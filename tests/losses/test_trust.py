@@ -12,7 +12,7 @@ from bts.losses import LossWeights
 from bts.losses.trust import (agreement_mask, check_mask, depth_at, single_view_decodes, visibility_mask,
                               visible_in_views)
 from bts.models import build_model
-from bts.models import kdbts as kdbts_module
+from bts.losses import trust as trust_module
 from bts.rendering.renderer import RendererConfig
 from bts.training.config import ConfigError, TrainConfig
 from bts.training.objective import ObjectiveConfig, training_step
@@ -99,8 +99,8 @@ def test_a_mask_keeps_the_distillation_term_on_part_of_the_points(synthetic_root
     assert TrainConfig.from_dict(cfg).kd.mask == mask
     objective = ObjectiveConfig(rays_per_element=128, weights=LossWeights(distillation=1.0))
     renders = []
-    real = kdbts_module.render_depth
-    monkeypatch.setattr(kdbts_module, "render_depth", lambda *a, **k: renders.append(1) or real(*a, **k))
+    real = trust_module.render_depth
+    monkeypatch.setattr(trust_module, "render_depth", lambda *a, **k: renders.append(1) or real(*a, **k))
     torch.manual_seed(0)
     model = build_model(cfg["model"], distillation=TrainConfig.from_dict(cfg).kd.model_recipe()).train()
     assert model.kd_mask == mask

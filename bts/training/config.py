@@ -238,6 +238,9 @@ class TrainConfig:
         distills = _distills(kind)
         if distills and kd is None:
             raise ConfigError(f"model.kind={kind!r} distils from a teacher and needs the kd node (-cn kdbts)")
+        if kd is not None and not distills:
+            raise ConfigError(f"the kd node (distillation) is set but model.kind={kind!r} has no teacher: use "
+                              "-cn kdbts with its model, or drop the kd node")
         if name == "supervised" and distills:
             plain = [k for k in _kinds() if not _distills(k)]
             raise ConfigError(f"loss.objective=supervised trains model.kind in {plain}, not {kind!r} (a model "

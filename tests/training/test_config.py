@@ -156,6 +156,8 @@ def test_the_conversion_names_what_is_wrong(synthetic_root):
     kd = debug_config(synthetic_root, "kdbts")
     with pytest.raises(ConfigError, match="needs the kd node"):
         TrainConfig.from_dict({k: v for k, v in kd.items() if k != "kd"})
+    with pytest.raises(ConfigError, match="the kd node .* model.kind='bts' has no teacher"):
+        TrainConfig.from_dict({**good, "kd": kd["kd"]})
     with pytest.raises(ConfigError, match="kd.teacher_checkpoint"):
         TrainConfig.from_dict({**kd, "kd": {"recipe": "frozen"}})
     with pytest.raises(ConfigError, match="seed must be an integer"):

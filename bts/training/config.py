@@ -52,6 +52,7 @@ class TrainerConfig:
     amp: str = "none"  # none | bf16 | fp16 (CUDA only): mixed precision of the encoder
     channels_last: bool = False  # the encoder's convolutions in channels-last memory format (faster on the CPU)
     backend: Optional[str] = None  # None: one process; nccl / gloo under torchrun
+    threads: Optional[int] = None  # CPU threads of PyTorch per process (None: its default, one per core)
     log_every: int = 50
     image_every: int = 1000
     validate_every: int = 2000
@@ -73,6 +74,8 @@ class TrainerConfig:
         if self.warmup_steps < 0 or self.val_samples < 0:
             raise ConfigError(f"trainer.warmup_steps and trainer.val_samples must be >= 0, got "
                               f"{self.warmup_steps} and {self.val_samples}")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"trainer.threads must be null (PyTorch's default) or >= 1, got {self.threads}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ConfigError(f"trainer.max_steps must be null or >= 1, got {self.max_steps}")
         if not self.lr > 0:

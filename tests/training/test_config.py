@@ -172,6 +172,8 @@ def test_the_defaults_of_the_dataclasses_are_valid_and_checked():
         TrainerConfig(batch_size=0)
     with pytest.raises(ConfigError, match="trainer.lr must be positive"):
         TrainerConfig(lr=0.0)
+    with pytest.raises(ConfigError, match="trainer.threads must be null"):
+        TrainerConfig(threads=0)
     with pytest.raises(ConfigError, match="kd.recipe"):
         DistillationConfig(recipe="melt", teacher_checkpoint="x")
     # The loss node's extra keys are not part of the objective the training step sees.
@@ -209,3 +211,17 @@ def test_the_labelled_points_of_the_supervised_loss_are_the_data_layer_s_default
         cfg = compose(config_name="bts_supervised")
     points = OmegaConf.to_container(cfg.loss.points, resolve=True)
     assert points == dataclasses.asdict(OccupancySampling())
+
+
+def test_trainer_threads_sets_the_cpu_threads_of_the_run(synthetic_root, tmp_path, monkeypatch):
+    import torch
+
+    from tests.training.helpers import train
+
+    calls = []
+    monkeypatch.setattr(torch, "set_num_threads", calls.append)
+    train(debug_config(synthetic_root, overrides=["trainer.threads=1", "trainer.max_steps=1"]), tmp_path / "run")
+    assert calls == [1]
+    calls.clear()
+    train(debug_config(synthetic_root, overrides=["trainer.max_steps=1"]), tmp_path / "run2")
+    assert calls == []  # null leaves PyTorch's default alone

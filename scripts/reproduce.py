@@ -9,7 +9,9 @@ its wall-clock time recorded in ``<out>/stages.json``:
 2. ``train.py -cn mvbts preset=reproduce``;
 3. ``train.py -cn kdbts preset=reproduce kd.teacher_checkpoint=<MVBTS>``, then ``python -m scripts.export_single_view``;
 4. ``evaluation/occupancy.py protocol=exact`` (which also scores under ``bts``) for BTS, MVBTS with one input view and
-   with its multi-view subsets, KDBTS, and two trivial baselines (all empty; occupied behind BTS's depth);
+   with its multi-view subsets, KDBTS, and two trivial baselines (all empty; occupied behind BTS's depth), and the
+   same rows under ``protocol=kyn`` (KYN's and ViPOcc's protocol: z to 50 m, up to 300 scans, the far invisible area
+   cut; ``--no-kyn`` skips it);
    ``evaluation/depth.py`` against the exact depth when that tool is present;
 5. ``python -m evaluation.compare`` on the occluded points of the exact truth, for docs/decisions.md §11's questions
    (is the teacher better than BTS where BTS is wrong? do more views help? does the student fit the teacher?);
@@ -115,6 +117,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--video-frames", type=int, default=None, help="frames of the side-by-side test-sequence video "
                    "(0: none; default 40, 2 with --smoke)")
     p.add_argument("--render-override", action="append", default=[], help="extra override for render_novel_view.py")
+    p.add_argument("--no-kyn", dest="kyn", action="store_false",
+                   help="skip the evaluations under protocol=kyn (KYN / ViPOcc; z to 50 m, up to 300 scans)")
     p.add_argument("--smoke", action="store_true", help="two steps per stage, one test frame (for the test suite)")
     p.add_argument("--force", action="store_true", help="redo stages whose output exists")
     p.add_argument("--dry-run", action="store_true", help="print the commands only")
@@ -155,6 +159,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         runner.stage(f"evaluate {name}", folder / "results.json",
                      [py, "evaluation/occupancy.py", f"checkpoint={ckpt[stage]}", "protocol=exact", *extra, *limit,
                       "save_predictions=true", f"output_dir={folder}", *a.eval_override])
+        kyn = folder / "kyn"
+        if a.kyn:
+            runner.stage(f"kyn {name}", kyn / "results.json",
+                         [py, "evaluation/occupancy.py", f"checkpoint={ckpt[stage]}", "protocol=kyn", *extra, *limit,
+                          f"output_dir={kyn}", *a.eval_override])
         depth_tool = REPO / "evaluation" / "depth.py"
         if depth_tool.is_file() and "prediction" not in " ".join(extra):
             runner.stage(f"depth {name}", folder / "depth" / "results.json",
@@ -166,6 +175,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         row: dict[str, Any] = {"model": name, "checkpoint": str(ckpt[stage].relative_to(out)),
                                "command": runner.stages.get(f"evaluate {name}", {}).get("command", ""),
                                "occupancy": result["metrics"], "frames": result["frames"]}
+        if (kyn / "results.json").is_file():
+            row["kyn"] = json.loads((kyn / "results.json").read_text())["metrics"].get("kyn")
+            row["kyn_command"] = runner.stages.get(f"kyn {name}", {}).get("command", "")
         depth_file = folder / "depth" / "results.json"
         if depth_file.is_file():
             row["depth"] = json.loads(depth_file.read_text()).get("metrics")
@@ -331,14 +343,16 @@ def _depth_values(depth: Any) -> dict[str, Any]:
 
 
 def markdown(summary: dict[str, Any]) -> str:
+    with_kyn = any("kyn" in r for r in summary["rows"])
     head = ("| model | O_acc (exact) | IE_acc (exact) | IE_rec (exact) | O_acc (bts) | IE_acc (bts) | IE_rec (bts) "
-            "| abs_rel | a1 |")
+            + ("| O_acc (kyn) | IE_acc (kyn) | IE_rec (kyn) " if with_kyn else "") + "| abs_rel | a1 |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in summary["rows"]:
-        e, b = r["occupancy"].get("exact", {}), r["occupancy"].get("bts", {})
+        e, b, k = r["occupancy"].get("exact", {}), r["occupancy"].get("bts", {}), r.get("kyn") or {}
         d = _depth_values(r.get("depth"))
+        kyn = f"{_f(k.get('o_acc'))} | {_f(k.get('ie_acc'))} | {_f(k.get('ie_rec'))} | " if with_kyn else ""
         lines.append(f"| {r['model']} | {_f(e.get('o_acc'))} | {_f(e.get('ie_acc'))} | {_f(e.get('ie_rec'))} | "
-                     f"{_f(b.get('o_acc'))} | {_f(b.get('ie_acc'))} | {_f(b.get('ie_rec'))} | "
+                     f"{_f(b.get('o_acc'))} | {_f(b.get('ie_acc'))} | {_f(b.get('ie_rec'))} | {kyn}"
                      f"{_f(d.get('abs_rel'))} | {_f(d.get('a1'))} |")
     if summary.get("diagnosis"):
         lines += ["", "| question (A vs B, exact truth, occluded points pooled) | IE_acc A / B | IE_rec A / B "

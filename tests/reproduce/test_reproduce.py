@@ -46,6 +46,16 @@ def test_reproduce_kdbts_override_reaches_the_kdbts_run_only(capsys, tmp_path):
     assert not any("trainer.lr=" in lines[f"[reproduce] train {n}"] for n in ("bts", "mvbts"))
 
 
+def test_every_row_is_also_evaluated_under_the_kyn_protocol_unless_skipped(capsys, tmp_path):
+    from scripts.reproduce import EVALUATIONS, main
+
+    main(["--dry-run", "--out", str(tmp_path / "r")])
+    kyn = [line for line in capsys.readouterr().out.splitlines() if "protocol=kyn" in line]
+    assert len(kyn) == len(EVALUATIONS) and all("/kyn" in line for line in kyn)
+    main(["--dry-run", "--no-kyn", "--out", str(tmp_path / "r")])
+    assert "protocol=kyn" not in capsys.readouterr().out
+
+
 @pytest.mark.slow
 def test_reproduce_smoke_runs_every_stage(synthetic_root, tmp_path):
     out = tmp_path / "reproduce"
@@ -67,6 +77,8 @@ def test_reproduce_smoke_runs_every_stage(synthetic_root, tmp_path):
     empty = summary["rows"][0]["occupancy"]["exact"]
     assert empty["ie_rec"] == 1.0  # the all-empty baseline predicts every hidden empty cell right
     assert "| KDBTS |" in (out / "results.md").read_text()
+    assert set(kd["kyn"]) == {"o_acc", "ie_acc", "ie_rec"} and "protocol=kyn" in kd["kyn_command"]
+    assert "| IE_acc (kyn) |" in (out / "results.md").read_text()
     assert {"train bts", "train mvbts", "train kdbts"} <= set(summary["stages"])
     import imageio.v3 as iio
 

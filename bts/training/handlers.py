@@ -208,15 +208,21 @@ class Logger:
         for k, v in result["metrics"].items():
             if math.isfinite(v):
                 self.writer.add_scalar(f"val/{k}", v, step)
+        self.writer.add_scalar("val/far_fraction", result["far_fraction"], step)
         self.writer.add_image("val/input", result["image"], step)
         self.writer.add_image("val/depth", result["depth"], step)
-        log.info("validation at step %d: %s", step, ", ".join(f"{k} {v:.4f}" for k, v in result["metrics"].items()))
+        log.info("validation at step %d: %s, far_fraction %.4f", step,
+                 ", ".join(f"{k} {v:.4f}" for k, v in result["metrics"].items()), result["far_fraction"])
 
 
-# A field that has collapsed to empty space renders every pixel where the rays of an empty field end (their last
-# sample), the road in front of the car included: more than 99 % of the validation pixels beyond 0.95 of that depth.
+# A field that has collapsed to empty space renders its pixels where the rays of an empty field end (their last
+# sample), the road in front of the car included: ``far_fraction`` is the share of the validation pixels with a lidar
+# return (a surface, so the sky never counts) rendered beyond 0.95 of that depth (logged as val/far_fraction).
+# Measured on the reproduction's validation sequence (8 frames): 0.00 and 0.05 for healthy BTS runs (abs_rel 0.39,
+# 0.38), 0.95 for a run that had collapsed (abs_rel 7.7, which the earlier all-pixels rule at 0.99 missed), 1.00 for
+# a complete collapse; a field of the ground alone scores 0.58 on the tests' tiny city.
 COLLAPSE_DEPTH = 0.95
-COLLAPSE_FRACTION = 0.99
+COLLAPSE_FRACTION = 0.8
 
 
 def _empty_field(points: Tensor) -> tuple[Tensor, Tensor]:
@@ -240,8 +246,9 @@ def validate(model, dataset: Dataset, renderer: RendererConfig, device: torch.de
         depth = render_depth(model.density_fn(encoded), intr[:, 0], c2w[:, 0], h, w, renderer)[0]
         non_finite += int((~torch.isfinite(depth)).sum())
         empty = render_depth(_empty_field, intr[:, 0], c2w[:, 0], h, w, renderer)[0]  # where empty space ends
-        far += int((depth > COLLAPSE_DEPTH * empty).sum())
-        pixels += depth.numel()
+        surface = item["lidar_depth"][0].to(depth.device) > 0  # pixels with a lidar return: a surface, never the sky
+        far += int((depth > COLLAPSE_DEPTH * empty)[surface].sum())
+        pixels += int(surface.sum())
         metrics = depth_metrics(depth.cpu(), item["lidar_depth"][0])
         if all(math.isfinite(v) for v in metrics.values()):
             count += 1
@@ -255,8 +262,9 @@ def validate(model, dataset: Dataset, renderer: RendererConfig, device: torch.de
                     "or is diverging; metrics skip those images)", non_finite, min(num_samples, len(dataset)))
     far_fraction = far / max(pixels, 1)
     if far_fraction > COLLAPSE_FRACTION:
-        log.warning("validation: %.1f %% of the rendered depth lies where the rays of an empty field end: the density "
-                    "field has collapsed to empty space, and training rarely recovers from it. Start again with a "
-                    "lower trainer.lr or a longer trainer.warmup_steps", 100 * far_fraction)
+        log.warning("validation: at %.1f %% of the pixels with a lidar return the rendered depth lies where the rays "
+                    "of an empty field end: the density field has collapsed to empty space, and training rarely "
+                    "recovers from it. Start again with a lower trainer.lr or a longer trainer.warmup_steps",
+                    100 * far_fraction)
     mean = {k: (v / count if count else float("nan")) for k, v in totals.items()}
     return {"metrics": mean, "image": first[0], "depth": first[1], "far_fraction": far_fraction}

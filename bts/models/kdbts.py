@@ -16,6 +16,7 @@ keeps every point inside the input frustum).
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 
 import torch
@@ -48,7 +49,9 @@ class KDBTSModel(nn.Module):
         self.student_head = MLP(encoder.feature_dim + field.encoding.out_dim, student_hidden_dim, 1)
         self.teacher_views = ViewChoice(num_train_views, train_candidates, eval_views)
         self.configure(recipe, student_photometric, loss, mask)
-        self._view_depths: tuple[EncodedViews, Tensor] | None = None  # kd.mask's depth images of one encoding
+        # kd.mask's depth images of one encoding, held by a weak reference to it: the cache keeps neither the
+        # encoder's features nor their graph alive after the step.
+        self._view_depths: tuple[weakref.ref, Tensor] | None = None
 
     def configure(self, recipe: str, student_photometric: bool, loss: str = "l1", mask: str = "none") -> None:
         """The distillation recipe (docs/decisions.md §4), set by the constructor (and here to change it):
@@ -117,6 +120,6 @@ class KDBTSModel(nn.Module):
     def trust_mask(self, points: Float[Tensor, "B N 3"], encoded: EncodedViews, tokens) -> Bool[Tensor, "B N"]:
         """``kd.mask`` at the points (:mod:`bts.losses.trust`): where the teacher has evidence. The teacher's depth
         image of each encoded view is rendered once per encoding (the step queries its points in chunks)."""
-        if self._view_depths is None or self._view_depths[0] is not encoded:
-            self._view_depths = (encoded, teacher_view_depths(self.field, encoded))
+        if self._view_depths is None or self._view_depths[0]() is not encoded:
+            self._view_depths = (weakref.ref(encoded), teacher_view_depths(self.field, encoded))
         return trust_mask(self.kd_mask, self.field, points, encoded, self._view_depths[1], tokens)

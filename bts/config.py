@@ -27,15 +27,9 @@ SCHEMAS = {
 }
 
 
-def schema(cls: type):  # -> DictConfig
-    """The writable structured config of dataclass ``cls`` that a YAML group extends
-    (:func:`bts.training.config.structured`)."""
-    return structured(cls)
-
-
 def register_configs() -> None:
     """Register the schemas (and the ``${run_dir:...}`` resolver of the configs); safe to call more than once."""
     register_resolvers()
     store = ConfigStore.instance()
     for (group, name), cls in SCHEMAS.items():
-        store.store(group=group, name=name, node=schema(cls))
+        store.store(group=group, name=name, node=structured(cls))

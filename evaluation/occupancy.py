@@ -191,14 +191,20 @@ def predict(loaded: LoadedModel, protocol: OccupancyProtocol, frame: Frame, pred
     return occupied, depth, sigma
 
 
-@torch.no_grad()
-def trust_at_points(loaded: LoadedModel, protocol: OccupancyProtocol, frame: Frame) -> dict[str, torch.Tensor]:
-    """The selective-distillation masks (:data:`TRUST_MASKS`) of a multi-view model at the protocol's points: where
-    another encoded view sees the point, where two seeing views agree (:mod:`bts.losses.trust`)."""
+def trust_field(loaded: LoadedModel) -> MultiViewField:
+    """The multi-view field whose trust masks ``trust_masks=true`` saves; an error for any other model."""
     field = getattr(loaded.model, "field", None)
     if not loaded.multi_view or not isinstance(field, MultiViewField):
         raise ValueError(f"trust_masks=true needs a multi-view model (MVBTS, views=<subset>); {loaded.checkpoint} is "
                          f"{loaded.description}")
+    return field
+
+
+@torch.no_grad()
+def trust_at_points(loaded: LoadedModel, protocol: OccupancyProtocol, frame: Frame) -> dict[str, torch.Tensor]:
+    """The selective-distillation masks (:data:`TRUST_MASKS`) of a multi-view model at the protocol's points: where
+    another encoded view sees the point, where two seeing views agree (:mod:`bts.losses.trust`)."""
+    field = trust_field(loaded)
     item = frame.item
     encoded = loaded.encode(item["images"][None], item["intrinsics"][None], item["cam_to_world"][None])
     points = protocol.points_cam(frame)[None].to(loaded.device)
@@ -217,8 +223,10 @@ def evaluate_occupancy(loaded: LoadedModel, dataset: Kitti360Dataset, protocol: 
     (with ``trust_masks``, also the masks of :func:`trust_at_points`).
     ``prediction_margin`` (metres) goes with ``prediction="exact_behind"`` (see :mod:`evaluation.ceilings`)."""
     margin = check_prediction(prediction, prediction_margin)
-    if trust_masks and not keep_predictions:
-        raise ValueError("trust_masks=true writes the masks into predictions.npz: add save_predictions=true")
+    if trust_masks:  # both refusals before any frame is evaluated
+        if not keep_predictions:
+            raise ValueError("trust_masks=true writes the masks into predictions.npz: add save_predictions=true")
+        trust_field(loaded)
     indices = frame_indices(len(dataset), indices, None)
     scenes = None
     if prediction in CEILINGS:  # fail before any work on a tree without the exact scene

@@ -96,11 +96,6 @@ def single_view_decodes(head, tokens: Float[Tensor, "B V N D"], invalid: Bool[Te
     return torch.stack(out, dim=1)
 
 
-def coverage(mask: Bool[Tensor, "B N"], inside: Bool[Tensor, "B N"]) -> tuple[int, int]:
-    """(kept, considered): the points a mask keeps among those inside the input frustum."""
-    return int((mask & inside).sum()), int(inside.sum())
-
-
 @torch.no_grad()
 def teacher_view_depths(field, encoded: EncodedViews, downsample: int = MASK_DOWNSAMPLE,
                         renderer: RendererConfig = MASK_RENDERER) -> Float[Tensor, "B V h w"]:

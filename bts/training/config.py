@@ -21,7 +21,8 @@ from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from bts.errors import UserError
-from bts.losses.trust import MASKS
+from bts.losses.distillation import check_kd_loss
+from bts.losses.trust import check_mask
 from bts.models.factory import MODELS
 from bts.models.kdbts import RECIPES
 from bts.rendering.renderer import RendererConfig
@@ -122,8 +123,11 @@ class DistillationConfig:
     def __post_init__(self):
         if self.recipe not in RECIPES:
             raise ConfigError(f"kd.recipe must be one of {list(RECIPES)}, got {self.recipe!r}")
-        if self.mask not in MASKS:
-            raise ConfigError(f"kd.mask must be one of {list(MASKS)}, got {self.mask!r}")
+        try:  # the model's own checks, raised here as config errors before anything is built
+            check_kd_loss(self.loss)
+            check_mask(self.mask)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
 
     def model_recipe(self) -> dict[str, Any]:
         """What the KDBTS constructor takes (``build_model(..., distillation=...)``)."""
@@ -245,7 +249,7 @@ class TrainConfig:
             raise ConfigError(f"the kd node (distillation) is set but model.kind={kind!r} has no teacher: use "
                               "-cn kdbts with its model, or drop the kd node")
         if name == "supervised" and distills:
-            plain = [k for k in _kinds() if not _distills(k)]
+            plain = [k for k, spec in MODELS.items() if not spec.distills]
             raise ConfigError(f"loss.objective=supervised trains model.kind in {plain}, not {kind!r} (a model "
                               "without a teacher)")
         return cls(seed=_integer(cfg["seed"], "seed"),
@@ -261,10 +265,6 @@ def _integer(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"config key {name} must be an integer, got {value!r}")
     return value
-
-
-def _kinds() -> list[str]:
-    return list(MODELS)
 
 
 def _distills(kind: Any) -> bool:

@@ -60,6 +60,13 @@ def _slug(name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_")
 
 
+def portable_command(command: list[str]) -> str:
+    """``command`` as it is recorded in results files: the interpreter as ``python`` and every path inside the
+    repository relative to its root (the commands run from there), so that no machine's folders are committed."""
+    root = f"{REPO}{os.sep}"
+    return " ".join("python" if arg == sys.executable else arg.replace(root, "") for arg in command)
+
+
 class Runner:
     def __init__(self, out: Path, force: bool, dry_run: bool = False):
         self.out, self.force, self.dry_run = out, force, dry_run
@@ -74,7 +81,7 @@ class Runner:
             if name not in self.stages and not self.dry_run:  # done outside this runner: keep its command
                 recorded = json.loads(done.read_text()) if marker else {}
                 self.stages[name] = recorded if "command" in recorded else {"seconds": None,
-                                                                           "command": " ".join(command)}
+                                                                           "command": portable_command(command)}
             return
         print(f"[reproduce] {name}: {' '.join(command)}", flush=True)
         if self.dry_run:
@@ -82,7 +89,7 @@ class Runner:
         start = time.perf_counter()
         subprocess.run(command, cwd=REPO, check=True)
         seconds = time.perf_counter() - start
-        self.stages[name] = {"seconds": round(seconds, 1), "command": " ".join(command)}
+        self.stages[name] = {"seconds": round(seconds, 1), "command": portable_command(command)}
         self.out.mkdir(parents=True, exist_ok=True)
         self.stages_file.write_text(json.dumps(self.stages, indent=2))
         if marker:

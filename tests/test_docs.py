@@ -152,3 +152,22 @@ def test_every_citation_resolves():
         if "\u00a7" in text or ".md" in text:
             problems += citation_problems(path, text, outlines)
     assert not problems, "citations that do not resolve:\n" + "\n".join(problems)
+
+
+MACHINE_PATH = re.compile(r"(?:^|[^\w.~])/(?:home|root|work|Users|mnt|scratch)/\w")
+
+
+def test_no_file_names_a_folder_of_one_machine():
+    """Committed files (code, configs, docs, the results under docs/reproduce/) never name a user's or a
+    machine's folders: recorded commands use paths relative to the repository (scripts.reproduce.portable_command)."""
+    assert MACHINE_PATH.search("checkpoint=/work/main/outputs/x.pt") and MACHINE_PATH.search('"/home/u/x"')
+    assert not MACHINE_PATH.search("checkpoint=outputs/x.pt ~/work/x docs/work/x")
+    problems = []
+    for path in subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                               capture_output=True, check=True).stdout.decode().split("\0"):
+        if not path.endswith((".py", ".yaml", ".md", ".json", ".toml", ".txt", ".yml")) or path == "tests/test_docs.py":
+            continue
+        for number, line in enumerate((REPO / path).read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            if MACHINE_PATH.search(line):
+                problems.append(f"{path}:{number}: {line.strip()[:120]}")
+    assert not problems, "machine-specific paths:\n" + "\n".join(problems)

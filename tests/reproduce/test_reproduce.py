@@ -134,3 +134,19 @@ def test_runner_keeps_the_command_of_a_stage_done_outside_it(tmp_path):
     ran = tmp_path / "ran.txt"
     runner.stage("write", ran, [sys.executable, "-c", f"open({str(ran)!r}, 'w').write('x')"])
     assert ran.read_text() == "x" and runner.stages["write"]["seconds"] >= 0
+
+
+def test_recorded_commands_name_no_folder_of_this_machine(tmp_path):
+    """Results files are committed: the interpreter is recorded as ``python`` and the repository's paths relative
+    to its root; a path outside the repository (the user's choice) is kept."""
+    from scripts.reproduce import REPO, Runner, portable_command
+
+    inside = REPO / "outputs" / "run" / "checkpoints" / "step_2.pt"
+    command = [sys.executable, "evaluation/occupancy.py", f"checkpoint={inside}", f"output_dir={tmp_path}"]
+    assert portable_command(command) == (f"python evaluation/occupancy.py checkpoint=outputs/run/checkpoints/step_2.pt "
+                                         f"output_dir={tmp_path}")
+    runner = Runner(tmp_path, force=False)
+    done = tmp_path / "done.txt"
+    runner.stage("touch", done, [sys.executable, "-c", f"open({str(done)!r}, 'w').write('x')"], marker=False)
+    assert runner.stages["touch"]["command"].startswith("python -c ")
+    assert str(REPO) not in json.dumps(runner.stages) and sys.executable not in json.dumps(runner.stages)

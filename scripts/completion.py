@@ -11,7 +11,9 @@ subprocess (printed, timed in ``<out>/stages.json``, skipped when its output exi
    the exact occupancy, at the rate chosen for it on the validation sequence; ``--supervised-override`` and
    ``--bts-override`` change one model's runs) for the largest budget, keeping the checkpoint of every budget;
 2. ``evaluation/occupancy.py protocol=exact save_predictions=true`` (which also gives the papers' ``bts`` numbers) of
-   every checkpoint at every budget, on every ``--frame-stride``-th frame of the held-out test sequence;
+   every checkpoint at every budget, on every ``--frame-stride``-th frame of the held-out test sequence, and the same
+   under ``protocol=kyn`` (KYN's and ViPOcc's protocol: z to 50 m, up to 300 aggregated scans, the far invisible
+   area cut; ``--no-kyn`` skips it);
 3. the trivial baselines (all empty; occupied behind each BTS run's own rendered depth) and the ceilings from the
    exact truth (occupied behind the exact first surface; exact depth + 1, 2 and 4 m along the ray);
 4. ``<out>/results.json``, ``<out>/results.md`` (the README's tables) and ``<out>/learning_curves.png`` (exact
@@ -66,6 +68,9 @@ def _metrics(folder: Path, with_auc: bool) -> dict[str, Any]:
     result = json.loads((folder / "results.json").read_text())
     row = {"exact": result["metrics"].get("exact", {}), "bts": result["metrics"].get("bts", {}),
            "frames": result["frames"]}
+    kyn = folder / "kyn" / "results.json"
+    if kyn.is_file():
+        row["kyn"] = json.loads(kyn.read_text())["metrics"].get("kyn", {})
     if with_auc:
         row["exact"]["occluded_auc"] = occluded_auc(folder)
     return row
@@ -92,9 +97,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                    help=f"extra override for the supervised bound only (default: {' '.join(SUPERVISED_DEFAULT)}, "
                         "the rate chosen on the validation sequence for a ResNet trained from scratch)")
     p.add_argument("--eval-override", action="append", default=[], help="extra override for every evaluation")
+    p.add_argument("--no-kyn", dest="kyn", action="store_false",
+                   help="skip the evaluations under protocol=kyn (KYN / ViPOcc; z to 50 m, up to 300 scans)")
     p.add_argument("--smoke", action="store_true", help="two steps, one test frame (for the test suite)")
     p.add_argument("--force", action="store_true", help="redo stages whose output exists")
     p.add_argument("--dry-run", action="store_true", help="print the commands only")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="run up to N trainings (then N evaluations) at once, one thread each, output in <out>/logs/ "
+                   "(2 on a 2-core machine)")
     a = p.parse_args(argv)
     per_model = {"bts": a.bts_override,
                  "supervised": SUPERVISED_DEFAULT if a.supervised_override is None else a.supervised_override}
@@ -107,7 +117,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         a.max_frames = 1
         a.override += ["trainer.validate_every=1000", "trainer.val_samples=1"]
     out = a.out.resolve()
-    runner = Runner(out, a.force, a.dry_run)
+    runner = Runner(out, a.force, a.dry_run, jobs=a.jobs)
     py = sys.executable
     limit = [f"frame_stride={a.frame_stride}"] + ([f"max_frames={a.max_frames}"] if a.max_frames is not None else [])
 
@@ -115,49 +125,60 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         runner.stage(f"evaluate {name}", folder / "results.json",
                      [py, "evaluation/occupancy.py", f"checkpoint={checkpoint}", "protocol=exact", *extra, *limit,
                       "save_predictions=true", f"output_dir={folder}", *a.eval_override])
+        if a.kyn:
+            runner.stage(f"kyn {name}", folder / "kyn" / "results.json",
+                         [py, "evaluation/occupancy.py", f"checkpoint={checkpoint}", "protocol=kyn", *extra, *limit,
+                          f"output_dir={folder / 'kyn'}", *a.eval_override])
 
     runs: dict[str, dict[str, Any]] = {}
-    for model in a.models:
-        label, config = MODELS[model]
-        for seed in a.seeds:
-            run = f"{model}_seed{seed}"
-            folder = out / run
-            runner.stage(f"train {run}", folder / "stage_done.json",
-                         [py, "train.py", "-cn", config, "preset=reproduce", f"seed={seed}",
-                          f"trainer.max_steps={budgets[-1]}", f"trainer.checkpoint_every={budgets[0]}",
-                          f"trainer.keep_checkpoints={budgets[-1] // budgets[0] + 1}", f"hydra.run.dir={folder}",
-                          *a.override, *per_model[model]], marker=True)
-            runs[run] = {"model": model, "label": label, "seed": seed, "points": []}
-            for steps in budgets:
-                evaluate(f"{run} step {steps}", folder / "checkpoints" / f"step_{steps}.pt",
-                         out / "eval" / run / f"step_{steps}")
+    with runner.batch():  # the trainings, --jobs at a time
+        for model in a.models:
+            label, config = MODELS[model]
+            for seed in a.seeds:
+                run = f"{model}_seed{seed}"
+                runner.stage(f"train {run}", out / run / "stage_done.json",
+                             [py, "train.py", "-cn", config, "preset=reproduce", f"seed={seed}",
+                              f"trainer.max_steps={budgets[-1]}", f"trainer.checkpoint_every={budgets[0]}",
+                              f"trainer.keep_checkpoints={budgets[-1] // budgets[0] + 1}",
+                              f"hydra.run.dir={out / run}", *a.override, *per_model[model]], marker=True)
+                runs[run] = {"model": model, "label": label, "seed": seed, "points": []}
     first = next(iter(runs))
     final = out / first / "checkpoints" / f"step_{budgets[-1]}.pt"
     baselines: list[tuple[str, Path, str | None]] = [("all empty (baseline)", out / "eval" / "empty", None)]
-    evaluate("all empty", final, out / "eval" / "empty", ("prediction=empty",))
-    for run, info in runs.items():
-        if info["model"] == "bts":
-            folder = out / "eval" / run / "behind_depth"
-            evaluate(f"behind {run}'s depth", out / run / "checkpoints" / f"step_{budgets[-1]}.pt", folder,
-                     ("prediction=behind_depth",))
-            baselines.append((f"behind BTS's depth, seed {info['seed']} (baseline)", folder, run))
-    for name, extra in CEILINGS:
-        folder = out / "eval" / _slug(name)
-        evaluate(name, final, folder, extra)
-        baselines.append((name, folder, None))
+    with runner.batch():  # then every evaluation
+        for run in runs:
+            for steps in budgets:
+                evaluate(f"{run} step {steps}", out / run / "checkpoints" / f"step_{steps}.pt",
+                         out / "eval" / run / f"step_{steps}")
+        evaluate("all empty", final, out / "eval" / "empty", ("prediction=empty",))
+        for run, info in runs.items():
+            if info["model"] == "bts":
+                folder = out / "eval" / run / "behind_depth"
+                evaluate(f"behind {run}'s depth", out / run / "checkpoints" / f"step_{budgets[-1]}.pt", folder,
+                         ("prediction=behind_depth",))
+                baselines.append((f"behind BTS's depth, seed {info['seed']} (baseline)", folder, run))
+        for name, extra in CEILINGS:
+            folder = out / "eval" / _slug(name)
+            evaluate(name, final, folder, extra)
+            baselines.append((name, folder, None))
     if a.dry_run:
         return {}
 
     for run, info in runs.items():
         for steps in budgets:
             folder = out / "eval" / run / f"step_{steps}"
-            info["points"].append({"steps": steps, "command": runner.stages.get(f"evaluate {run} step {steps}",
-                                                                                 {}).get("command", ""),
-                                   **_metrics(folder, with_auc=True)})
+            command = runner.stages.get(f"evaluate {run} step {steps}", {}).get("command", "")
+            point = {"steps": steps, "command": command, **_metrics(folder, with_auc=True)}
+            if "kyn" in point:
+                point["kyn_command"] = runner.stages.get(f"kyn {run} step {steps}", {}).get("command", "")
+            info["points"].append(point)
         info["train_command"] = runner.stages.get(f"train {run}", {}).get("command", "")
     fixed = []
     for name, folder, run in baselines:
-        fixed.append({"name": name, "run": run, "command": _command(runner, name, run), **_metrics(folder, False)})
+        row = {"name": name, "run": run, "command": _command(runner, name, run), **_metrics(folder, False)}
+        if "kyn" in row:
+            row["kyn_command"] = _command(runner, name, run, "kyn")
+        fixed.append(row)
     summary = {"machine": machine(), "budgets": budgets, "seeds": a.seeds, "runs": runs, "baselines": fixed,
                "stages": runner.stages, "verdict": verdict(runs, fixed, budgets[-1])}
     summary["figure"] = str(learning_curves(out, summary).relative_to(out))
@@ -167,16 +188,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return summary
 
 
-def _command(runner: Runner, name: str, run: str | None) -> str:
-    key = "evaluate all empty" if name.startswith("all empty") else (
-        f"evaluate behind {run}'s depth" if run else f"evaluate {name}")
+def _command(runner: Runner, name: str, run: str | None, stage: str = "evaluate") -> str:
+    key = f"{stage} all empty" if name.startswith("all empty") else (
+        f"{stage} behind {run}'s depth" if run else f"{stage} {name}")
     return runner.stages.get(key, {}).get("command", "")
 
 
 def _at(info: dict[str, Any], steps: int, group: str, key: str) -> float:
     for point in info["points"]:
         if point["steps"] == steps:
-            return point[group].get(key, math.nan)
+            return point.get(group, {}).get(key, math.nan)
     return math.nan
 
 
@@ -250,24 +271,28 @@ def _f(v: Any) -> str:
 
 def markdown(summary: dict[str, Any]) -> str:
     budgets = summary["budgets"]
-    head = ("| model | steps | seeds | IE_acc (exact) | IE_rec (exact) | O_acc (exact) | occluded AUC | IE_acc (bts) "
-            "| IE_rec (bts) | O_acc (bts) |")
+    columns = [("exact", "ie_acc"), ("exact", "ie_rec"), ("exact", "o_acc"), ("exact", "occluded_auc"),
+               ("bts", "ie_acc"), ("bts", "ie_rec"), ("bts", "o_acc")]
+    rows = [p for i in summary["runs"].values() for p in i["points"]] + summary["baselines"]
+    if any("kyn" in row for row in rows):
+        columns += [("kyn", "ie_acc"), ("kyn", "ie_rec"), ("kyn", "o_acc")]
+    names = {"ie_acc": "IE_acc", "ie_rec": "IE_rec", "o_acc": "O_acc"}
+    head = "| model | steps | seeds | " + " | ".join(
+        "occluded AUC" if key == "occluded_auc" else f"{names[key]} ({group})" for group, key in columns) + " |"
     lines = ["Per-frame means over the held-out test sequence's evaluated frames; model rows are the mean over "
              "seeds (each seed's value in brackets).", "", head, "|" + "---|" * (head.count("|") - 1)]
     for model in dict.fromkeys(info["model"] for info in summary["runs"].values()):
         infos = [i for i in summary["runs"].values() if i["model"] == model]
         for s in budgets:
             cells = []
-            for group, key in (("exact", "ie_acc"), ("exact", "ie_rec"), ("exact", "o_acc"),
-                               ("exact", "occluded_auc"), ("bts", "ie_acc"), ("bts", "ie_rec"), ("bts", "o_acc")):
+            for group, key in columns:
                 values = [_at(i, s, group, key) for i in infos]
                 cells.append(f"{_f(_mean(values))} ({' / '.join(_f(v) for v in values)})")
             lines.append(f"| {infos[0]['label']} | {s} | {', '.join(str(i['seed']) for i in infos)} | "
                          + " | ".join(cells) + " |")
     for b in summary["baselines"]:
-        e, t = b["exact"], b["bts"]
-        lines.append(f"| {b['name']} | | | {_f(e.get('ie_acc'))} | {_f(e.get('ie_rec'))} | {_f(e.get('o_acc'))} | "
-                     f"| {_f(t.get('ie_acc'))} | {_f(t.get('ie_rec'))} | {_f(t.get('o_acc'))} |")
+        cells = ["" if key == "occluded_auc" else _f(b.get(group, {}).get(key)) for group, key in columns]
+        lines.append(f"| {b['name']} | | | " + " | ".join(cells) + " |")
     v = summary["verdict"]
     if v.get("met") is not None:
         lines += ["", f"Target (BTS at {v['steps']} steps, mean of seeds, exact truth: IE_acc at least "

@@ -28,12 +28,16 @@ new step counts, KDBTS distils the longer-trained teacher afresh.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
+import contextlib
 import json
 import os
 import platform
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -68,10 +72,22 @@ def portable_command(command: list[str]) -> str:
 
 
 class Runner:
-    def __init__(self, out: Path, force: bool, dry_run: bool = False):
-        self.out, self.force, self.dry_run = out, force, dry_run
+    """Runs the stages of a pipeline as subprocesses from the repository root, skips a stage whose output exists,
+    and records every stage's command and seconds in ``<out>/stages.json``.
+
+    Inside ``with runner.batch():`` stages are queued and run when the block ends, up to ``jobs`` at once: with
+    ``jobs > 1`` each gets ``OMP_NUM_THREADS=1`` (unless the environment sets it; two PyTorch processes with two
+    threads each on a 2-core machine run several times slower than one at a time) and writes its output to
+    ``<out>/logs/<stage>.log`` instead of the console."""
+
+    def __init__(self, out: Path, force: bool, dry_run: bool = False, jobs: int = 1):
+        if jobs < 1:
+            raise ValueError(f"--jobs must be at least 1, got {jobs}")
+        self.out, self.force, self.dry_run, self.jobs = out, force, dry_run, jobs
         self.stages_file = out / "stages.json"
         self.stages: dict[str, Any] = json.loads(self.stages_file.read_text()) if self.stages_file.is_file() else {}
+        self._queue: list[tuple[str, Path, list[str], bool]] | None = None
+        self._lock = threading.Lock()
 
     def stage(self, name: str, done: Path, command: list[str], marker: bool = False) -> None:
         """Run ``command`` unless ``done`` exists. With ``marker``, ``done`` is a file this runner writes after the
@@ -83,17 +99,53 @@ class Runner:
                 self.stages[name] = recorded if "command" in recorded else {"seconds": None,
                                                                            "command": portable_command(command)}
             return
-        print(f"[reproduce] {name}: {' '.join(command)}", flush=True)
+        if self._queue is not None:
+            self._queue.append((name, done, command, marker))
+            return
+        self._run(name, done, command, marker, log=None)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Queue the stages of the block; run them when it ends, ``jobs`` at a time (independent stages only)."""
+        if self._queue is not None:
+            raise RuntimeError("Runner.batch() blocks do not nest")
+        self._queue = []
+        try:
+            yield
+            queued = self._queue
+        finally:
+            self._queue = None
+        if self.jobs == 1 or len(queued) <= 1:
+            for item in queued:
+                self._run(*item, log=None)
+            return
+        logs = self.out / "logs"
+        with concurrent.futures.ThreadPoolExecutor(self.jobs) as pool:
+            futures = [pool.submit(self._run, *item, log=logs / f"{_slug(item[0])}.log") for item in queued]
+            failed = [f.exception() for f in futures if f.exception() is not None]
+        if failed:
+            raise failed[0]
+
+    def _run(self, name: str, done: Path, command: list[str], marker: bool, log: Path | None) -> None:
+        print(f"[reproduce] {name}: {' '.join(command)}" + (f" (log: {log})" if log else ""), flush=True)
         if self.dry_run:
             return
         start = time.perf_counter()
-        subprocess.run(command, cwd=REPO, check=True)
+        if log is None:
+            subprocess.run(command, cwd=REPO, check=True)
+        else:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            env = {"OMP_NUM_THREADS": "1", **os.environ}
+            with log.open("w") as f:
+                if subprocess.run(command, cwd=REPO, env=env, stdout=f, stderr=subprocess.STDOUT).returncode:
+                    raise RuntimeError(f"stage {name!r} failed; its output is in {log}")
         seconds = time.perf_counter() - start
-        self.stages[name] = {"seconds": round(seconds, 1), "command": portable_command(command)}
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.stages_file.write_text(json.dumps(self.stages, indent=2))
-        if marker:
-            done.write_text(json.dumps(self.stages[name], indent=2))
+        with self._lock:
+            self.stages[name] = {"seconds": round(seconds, 1), "command": portable_command(command)}
+            self.out.mkdir(parents=True, exist_ok=True)
+            self.stages_file.write_text(json.dumps(self.stages, indent=2))
+            if marker:
+                done.write_text(json.dumps(self.stages[name], indent=2))
         print(f"[reproduce] {name}: {seconds / 60:.1f} min", flush=True)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -41,10 +42,17 @@ def test_dry_run_prints_every_stage(capsys, tmp_path):
     train = [line for line in lines if "train.py" in line]
     assert len(train) == 4 and sum("-cn bts_supervised" in line for line in train) == 2
     assert all("trainer.checkpoint_every=10" in line and "trainer.max_steps=30" in line for line in train)
-    evals = [line for line in lines if "evaluation/occupancy.py" in line]
+    evals = [line for line in lines if "evaluation/occupancy.py" in line and "protocol=exact" in line]
     # 4 runs x 2 budgets, all empty, behind each BTS run's depth, and four exact ceilings
     assert len(evals) == 8 + 1 + 2 + 4
     assert sum("prediction_margin=" in line for line in evals) == 3
+    kyn = [line for line in lines if "evaluation/occupancy.py" in line and "protocol=kyn" in line]
+    # every evaluation again under the kyn protocol, into its own folder
+    assert len(kyn) == len(evals) and all(line.split("output_dir=")[1].endswith("/kyn") for line in kyn)
+    assert [line.split(": ")[0].replace("[reproduce] kyn ", "") for line in kyn] == [
+        line.split(": ")[0].replace("[reproduce] evaluate ", "") for line in evals]
+    main(["--dry-run", "--no-kyn", "--out", str(tmp_path), "--seeds", "0", "--budgets", "10"])
+    assert "protocol=kyn" not in capsys.readouterr().out
 
 
 @pytest.mark.slow
@@ -72,7 +80,17 @@ def test_completion_smoke_runs_every_stage(synthetic_root, tmp_path):
     behind = next(b for b in summary["baselines"] if b["name"] == "exact behind (ceiling)")["exact"]
     assert behind["ie_rec"] == 0.0 and behind["ie_acc"] == pytest.approx(1.0 - empty["ie_acc"])
     assert summary["verdict"]["met"] in (True, False)
-    assert "| supervised bound | 2 |" in (out / "results.md").read_text()
+    table = (out / "results.md").read_text()
+    assert "| supervised bound | 2 |" in table and "| IE_acc (kyn) | IE_rec (kyn) | O_acc (kyn) |" in table
+    assert all(0.0 <= p["kyn"]["o_acc"] <= 1.0 and "protocol=kyn" in p["kyn_command"]
+               for info in summary["runs"].values() for p in info["points"])
+    assert empty_kyn_recall_is_one(summary)
     assert (out / summary["figure"]).stat().st_size > 0
     again = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "train bts_seed0: done already" in again.stdout
+
+
+def empty_kyn_recall_is_one(summary) -> bool:
+    """All empty predicts every point empty, under the kyn protocol too (where it has invisible empty points)."""
+    kyn = summary["baselines"][0]["kyn"]
+    return math.isnan(kyn["ie_rec"]) or kyn["ie_rec"] == 1.0

@@ -150,3 +150,32 @@ def test_recorded_commands_name_no_folder_of_this_machine(tmp_path):
     runner.stage("touch", done, [sys.executable, "-c", f"open({str(done)!r}, 'w').write('x')"], marker=False)
     assert runner.stages["touch"]["command"].startswith("python -c ")
     assert str(REPO) not in json.dumps(runner.stages) and sys.executable not in json.dumps(runner.stages)
+
+
+def test_runner_batch_runs_stages_at_once_one_thread_each(tmp_path, monkeypatch):
+    from scripts.reproduce import Runner
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    runner = Runner(tmp_path, force=False, jobs=2)
+    barrier = tmp_path / "barrier"
+    # each stage waits until the other has started: they can only both finish when they run at the same time
+    wait = ("import os, sys, time, pathlib; b = pathlib.Path(sys.argv[1]); b.mkdir(exist_ok=True);"
+            "(b / sys.argv[2]).touch(); t = time.time();\n"
+            "while len(list(b.iterdir())) < 2 and time.time() - t < 30: time.sleep(0.01)\n"
+            "assert len(list(b.iterdir())) == 2; print('threads', os.environ['OMP_NUM_THREADS']);"
+            "open(sys.argv[3], 'w').write('x')")
+    with runner.batch():
+        for name in ("a", "b"):
+            runner.stage(f"stage {name}", tmp_path / f"{name}.done",
+                         [sys.executable, "-c", wait, str(barrier), name, str(tmp_path / f"{name}.done")])
+        assert not (tmp_path / "a.done").exists()  # queued, not yet run
+    assert (tmp_path / "a.done").exists() and (tmp_path / "b.done").exists()
+    assert (tmp_path / "logs" / "stage_a.log").read_text().strip() == "threads 1"
+    assert set(json.loads((tmp_path / "stages.json").read_text())) == {"stage a", "stage b"}
+    with pytest.raises(RuntimeError, match=r"stage 'bad' failed; its output is in .*bad\.log"):
+        with runner.batch():
+            runner.stage("bad", tmp_path / "never", [sys.executable, "-c", "raise SystemExit(3)"])
+            runner.stage("good", tmp_path / "good", [sys.executable, "-c", f"open({str(tmp_path / 'good')!r}, 'w')"])
+    assert (tmp_path / "good").exists()  # the other stage still ran
+    with pytest.raises(ValueError, match="--jobs"):
+        Runner(tmp_path, force=False, jobs=0)

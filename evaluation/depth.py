@@ -12,7 +12,8 @@ ground truths (docs/method.md §8.2), averaging over images:
 
 Prediction: midpoint samples (``jitter=true``: jittered with ``seed``, the original), nearest upsampling to the
 ground truth's size, optional per-image median scaling, clamp to ``[min_depth, max_depth]``. Prints a table naming
-protocol, model and data; writes ``results.json`` and ``per_frame.csv`` into the output folder.
+protocol, model and data; writes ``results.json`` and ``per_frame.csv`` into the output folder, and with
+``figures=[i, ...]`` one figure per listed frame (image, ground truth, prediction, error) into ``figures/``.
 """
 
 from __future__ import annotations
@@ -164,8 +165,14 @@ def kitti_raw_data(cfg: DictConfig, data: DictConfig, size: tuple[int, int], loa
 
 def evaluate_depth(loaded: LoadedModel, source: DepthData, renderer: RendererConfig, indices: list[int], *,
                    min_depth: float, max_depth: float, median_scaling: bool, jitter: bool, seed: int,
-                   rays_per_chunk: int, num_workers: int = 0, progress: bool = True) -> list[dict[str, Any]]:
-    """Per-frame rows: ``index``, ``frame``, the depth metrics, ``valid_pixels`` and ``scale``."""
+                   rays_per_chunk: int, num_workers: int = 0, progress: bool = True,
+                   figures: tuple[int, ...] = (), figure_dir: Path | None = None) -> list[dict[str, Any]]:
+    """Per-frame rows: ``index``, ``frame``, the depth metrics, ``valid_pixels`` and ``scale``; for the dataset
+    indices in ``figures`` also ``figure_dir/<sequence>_<frame>.png`` (:func:`evaluation.figures.depth_figure`)."""
+    missing = sorted(set(figures) - set(indices))
+    if missing:
+        raise ValueError(f"figures={list(missing)}: not among the evaluated frames (the dataset indices chosen by "
+                         f"frames / frame_stride / max_frames, {len(indices)} of them)")
     rows = []
     for index, item in tqdm(iterate(source.dataset, indices, num_workers), total=len(indices),
                             desc=f"depth ({source.protocol})", unit="frame", disable=not progress):
@@ -175,7 +182,20 @@ def evaluate_depth(loaded: LoadedModel, source: DepthData, renderer: RendererCon
         metrics = evaluate_frame(pred, gt, crop, min_depth=min_depth, max_depth=max_depth,
                                  median_scaling=median_scaling)
         rows.append({"index": index, "frame": source.name_of(index, item), **metrics})
+        if index in figures and figure_dir is not None:
+            from evaluation.figures import depth_figure  # noqa: PLC0415
+
+            shown = upsample_nearest(pred, tuple(gt.shape)).clamp(min_depth, max_depth)
+            image = F.interpolate(item["images"][0][None], size=tuple(gt.shape), mode="bilinear",
+                                  align_corners=False)[0]
+            name = rows[-1]["frame"]
+            depth_figure(image, shown, torch.nan_to_num(gt.float(), nan=0.0), figure_dir / f"{_slug(name)}.png",
+                         title=f"{name} ({source.protocol} ground truth, abs_rel {metrics['abs_rel']:.3f})")
     return rows
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name)
 
 
 def summarise(cfg: DictConfig, loaded: LoadedModel, source: DepthData, renderer: RendererConfig,
@@ -228,7 +248,8 @@ def run(cfg: DictConfig, out_dir: Path, progress: bool = True) -> dict[str, Any]
              len(indices))
     rows = evaluate_depth(loaded, source, renderer, indices, min_depth=cfg.min_depth, max_depth=cfg.max_depth,
                           median_scaling=cfg.median_scaling, jitter=cfg.jitter, seed=cfg.seed,
-                          rays_per_chunk=cfg.rays_per_chunk, num_workers=data.num_workers, progress=progress)
+                          rays_per_chunk=cfg.rays_per_chunk, num_workers=data.num_workers, progress=progress,
+                          figures=tuple(cfg.figures), figure_dir=out_dir / "figures")
     summary = summarise(cfg, loaded, source, renderer, rows, data_from)
     write_results(out_dir, summary, rows, ["index", "frame", *DEPTH_METRICS, "valid_pixels", "scale"])
     return summary

@@ -105,4 +105,46 @@ def occupancy_figure(protocol: OccupancyProtocol, gt: dict[str, Tensor], pred_oc
     return path
 
 
-__all__ = ["occupancy_figure"]
+def depth_figure(image: Tensor, pred: Tensor, gt: Tensor, path: Path, *, min_depth: float = 3.0,
+                 max_depth: float = 40.0, title: str | None = None) -> Path:
+    """Write one frame's depth figure to ``path`` (PNG): the input image, the ground truth, the prediction (both as
+    inverse depth between ``1 / max_depth`` and ``1 / min_depth``, magma, as the videos) and the absolute relative
+    error |pred - gt| / gt where there is ground truth (0 to 0.5; grey: none). ``image`` is ``[3, H, W]`` in
+    [-1, 1]; ``pred`` and ``gt`` are ``[H, W]`` at one size (<= 0, inf or NaN in ``gt``: no ground truth)."""
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    if tuple(pred.shape) != tuple(gt.shape):
+        raise ValueError(f"prediction {tuple(pred.shape)} and ground truth {tuple(gt.shape)} differ in size")
+    gt_np = gt.float().numpy()
+    pred_np = pred.float().numpy()
+    valid = np.isfinite(gt_np) & (gt_np > 0)
+    inverse = {"vmin": 1.0 / max_depth, "vmax": 1.0 / min_depth, "cmap": "magma"}
+    error = np.where(valid, np.abs(pred_np - gt_np) / np.where(valid, gt_np, 1.0), np.nan)
+    fig, axes = plt.subplots(4, 1, figsize=(7.0, 8.2), dpi=100)
+    axes[0].imshow(((image.permute(1, 2, 0) + 1) / 2).clamp(0, 1).numpy())
+    axes[0].set_title(title or "input image", fontsize=9)
+    axes[1].imshow(np.where(valid, 1.0 / np.where(valid, gt_np, 1.0), np.nan), **inverse)
+    axes[1].set_title("ground truth (inverse depth)", fontsize=9)
+    shown = axes[2].imshow(1.0 / np.clip(pred_np, 1e-3, None), **inverse)
+    axes[2].set_title("prediction (inverse depth)", fontsize=9)
+    bar = fig.colorbar(shown, ax=axes[1:3], fraction=0.05, pad=0.02)
+    ticks = [d for d in (3, 5, 10, 20, 40) if min_depth <= d <= max_depth]
+    bar.set_ticks([1.0 / d for d in ticks], labels=[f"{d} m" for d in ticks])
+    bar.ax.tick_params(labelsize=7)
+    cmap = plt.get_cmap("viridis").with_extremes(bad=(0.6, 0.6, 0.6))
+    err = axes[3].imshow(error, vmin=0.0, vmax=0.5, cmap=cmap)
+    mean = float(np.nanmean(error)) if valid.any() else float("nan")
+    axes[3].set_title(f"absolute relative error (mean {mean:.3f}; grey: no ground truth)", fontsize=9)
+    fig.colorbar(err, ax=axes[3], fraction=0.05, pad=0.02).ax.tick_params(labelsize=7)
+    for ax in axes:
+        ax.set_axis_off()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+__all__ = ["depth_figure", "occupancy_figure"]

@@ -140,3 +140,31 @@ def test_kitti_raw_eigen_protocol(checkpoints, tmp_path):
         run(eval_config(*common, f"checkpoint={checkpoints['bts']}", "gt=exact"), tmp_path / "o4")
     with pytest.raises(ValueError, match="data=kitti_raw needs the KITTI Raw root"):
         run(eval_config(*common, f"checkpoint={checkpoints['bts']}", "data.root=null"), tmp_path / "o3")
+
+
+def test_figures_of_listed_frames_show_truth_prediction_and_error(synthetic_root, checkpoints, tmp_path):
+    import imageio.v3 as iio
+
+    out = tmp_path / "fig"
+    summary = run(eval_config(*synthetic_overrides(synthetic_root, checkpoints["bts"], out), "gt=exact",
+                              "frames=[0,1]", "figures=[1]"), out, progress=False)
+    assert summary["frames"] == 2
+    figures = sorted((out / "figures").iterdir())
+    assert [f.name for f in figures] == ["2013_05_28_drive_0002_sync_0000000003.png"]
+    image = iio.imread(figures[0])
+    assert image.ndim == 3 and image.shape[0] > image.shape[1] * 0.8  # four panels stacked
+    assert np.unique(image.reshape(-1, image.shape[-1]), axis=0).shape[0] > 50  # drawn, not blank
+    with pytest.raises(ValueError, match=r"figures=\[7\]: not among the evaluated frames"):
+        run(eval_config(*synthetic_overrides(synthetic_root, checkpoints["bts"], out), "frames=[0]", "figures=[7]"),
+            out, progress=False)
+
+
+def test_depth_figure_error_panel_is_zero_where_prediction_is_exact(tmp_path):
+    from evaluation.figures import depth_figure
+
+    gt = torch.full((12, 40), 10.0)
+    gt[:, :5] = 0.0  # no ground truth there
+    with pytest.raises(ValueError, match="differ in size"):
+        depth_figure(torch.zeros(3, 12, 40), gt[:6], gt, tmp_path / "x.png")
+    path = depth_figure(torch.zeros(3, 12, 40), gt.clone(), gt, tmp_path / "d.png", title="t")
+    assert path.is_file() and path.stat().st_size > 0

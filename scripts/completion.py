@@ -1,6 +1,6 @@
 """Scene completion on the built-in city: learning curves of BTS and of its supervised upper bound, with ceilings.
 
-    python scripts/completion.py [--out outputs/completion] [--seeds 0 1] [--budgets 100 300 1000]
+    python scripts/completion.py [--out outputs/completion] [--seeds 0 1] [--budgets 150 450 1500]
 
 Does a self-supervised BTS complete occluded space on the synthetic city, and how far is it from what the same
 network learns in the same budget from the exact occupancy? Stages, each a plain project command run as a
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--out", type=Path, default=Path("outputs/completion"))
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--budgets", type=int, nargs="+", default=None,
-                   help="training steps at which every model is evaluated (default 100 300 1000; 1 2 with --smoke); "
+                   help="training steps at which every model is evaluated (default 150 450 1500; 1 2 with --smoke); "
                    "they must be multiples of the smallest one")
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     p.add_argument("--frame-stride", type=int, default=3, help="evaluate every n-th test frame")
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     per_model = {"bts": a.bts_override,
                  "supervised": SUPERVISED_DEFAULT if a.supervised_override is None else a.supervised_override}
     if a.budgets is None:
-        a.budgets = [1, 2] if a.smoke else [100, 300, 1000]
+        a.budgets = [1, 2] if a.smoke else [150, 450, 1500]
     budgets = sorted(set(a.budgets))
     if budgets[0] < 1 or any(b % budgets[0] for b in budgets):
         raise ValueError(f"--budgets {budgets}: every budget must be a positive multiple of the smallest one")

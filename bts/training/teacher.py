@@ -34,6 +34,11 @@ def load_teacher(model: nn.Module, model_config: dict, path: Path) -> None:
     mismatch = config_differences(_architecture(data["config"]), _architecture(model_config))
     if mismatch:
         raise CheckpointError(f"the teacher {path} does not match model config: " + "; ".join(mismatch))
+    views = {k: data["config"].get("views", {}).get(k) for k in ("num_train_views", "train_candidates")}
+    ours = {k: model_config.get("views", {}).get(k) for k in views}
+    if views != ours:
+        log.warning("the teacher %s was trained encoding views %s, this run's teacher encodes %s (model.views; "
+                    "e.g. model/views=seeing for a teacher trained with it)", path, views, ours)
     shared = nn.ModuleDict({"encoder": model.encoder, "field": model.field})
     load_state_strict(shared, data["model"], str(path))
     log.info("encoder and teacher head loaded from %s; student head freshly initialised", path)

@@ -116,3 +116,49 @@ def test_mvbts_then_kdbts_then_single_view_export(synthetic_root, tmp_path):
     model = build_model(single["config"], pretrained=False)
     load_state_strict(model, single["model"], "sv.pt")
     assert torch.equal(model.field.head.lin_in.weight, student["model"]["student_head.lin_in.weight"])
+
+
+def test_a_teacher_trained_on_other_views_is_named_in_a_warning(kd_config, tmp_path, caplog):
+    import copy
+    import logging
+
+    from bts.checkpoints.format import save_checkpoint
+
+    teacher_cfg = copy.deepcopy(kd_config["model"])
+    teacher_cfg["kind"] = "mvbts"
+    teacher_cfg.pop("student", None)
+    teacher = build_model(teacher_cfg)
+    path = tmp_path / "teacher.pt"
+    seeing = dict(teacher_cfg, views={"num_train_views": 4, "train_candidates": [1, 2, 3, 4, 5, 6, 7],
+                                      "eval_views": "all"})
+    save_checkpoint(path, model_kind="mvbts", config=seeing, model=teacher.state_dict())
+    student = build_model(kd_config["model"])
+    with caplog.at_level(logging.WARNING, logger="bts.training.teacher"):
+        load_teacher(student, kd_config["model"], path)
+    assert "trained encoding views {'num_train_views': 4, 'train_candidates': [1, 2, 3, 4, 5, 6, 7]}" in caplog.text
+    loaded = student.encoder.state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in teacher.encoder.state_dict().items())  # loaded all the same
+    caplog.clear()
+    save_checkpoint(path, model_kind="mvbts", config=teacher_cfg, model=teacher.state_dict())
+    with caplog.at_level(logging.WARNING, logger="bts.training.teacher"):
+        load_teacher(build_model(kd_config["model"]), kd_config["model"], path)
+    assert "trained encoding views" not in caplog.text
+
+
+def test_the_seeing_teacher_encodes_side_fisheyes_and_trains(synthetic_root, tmp_path):
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from bts.config import register_configs
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
+        cfg = compose(config_name="mvbts", overrides=["preset=debug", "model/views=seeing"])
+    model = build_model(OmegaConf.to_container(cfg.model, resolve=True))
+    torch.manual_seed(0)
+    drawn = {v for _ in range(30) for v in model.encoder_views(8, training=True)}
+    assert drawn == set(range(8)) and model.encoder_views(8, training=False) == list(range(8))
+    run_train(["-cn", "mvbts", "preset=debug", "model/views=seeing", "trainer.max_steps=2",
+               f"data.root={synthetic_root}", f"paths.output_dir={tmp_path}"], cwd=tmp_path)
+    ckpt = load_checkpoint(tmp_path / "mvbts/latest/checkpoints/last.pt", kinds=("mvbts",))
+    assert ckpt["config"]["views"]["train_candidates"] == [1, 2, 3, 4, 5, 6, 7]

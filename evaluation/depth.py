@@ -188,14 +188,10 @@ def evaluate_depth(loaded: LoadedModel, source: DepthData, renderer: RendererCon
             shown = upsample_nearest(pred, tuple(gt.shape)).clamp(min_depth, max_depth)
             image = F.interpolate(item["images"][0][None], size=tuple(gt.shape), mode="bilinear",
                                   align_corners=False)[0]
-            name = rows[-1]["frame"]
-            depth_figure(image, shown, torch.nan_to_num(gt.float(), nan=0.0), figure_dir / f"{_slug(name)}.png",
+            name = rows[-1]["frame"]  # <sequence>/<frame>: named as the occupancy figures, <sequence>_<frame>.png
+            depth_figure(image, shown, gt, figure_dir / f"{name.replace('/', '_')}.png",
                          title=f"{name} ({source.protocol} ground truth, abs_rel {metrics['abs_rel']:.3f})")
     return rows
-
-
-def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in name)
 
 
 def summarise(cfg: DictConfig, loaded: LoadedModel, source: DepthData, renderer: RendererConfig,

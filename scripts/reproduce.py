@@ -78,7 +78,7 @@ class Runner:
     Inside ``with runner.batch():`` stages are queued and run when the block ends, up to ``jobs`` at once: with
     ``jobs > 1`` each gets ``OMP_NUM_THREADS=1`` (unless the environment sets it; two PyTorch processes with two
     threads each on a 2-core machine run several times slower than one at a time) and writes its output to
-    ``<out>/logs/<stage>.log`` instead of the console."""
+    ``<out>/logs/<stage>.log`` instead of the console. A block that queued one stage runs it as ``stage()`` would."""
 
     def __init__(self, out: Path, force: bool, dry_run: bool = False, jobs: int = 1):
         if jobs < 1:
@@ -122,7 +122,7 @@ class Runner:
         logs = self.out / "logs"
         with concurrent.futures.ThreadPoolExecutor(self.jobs) as pool:
             futures = [pool.submit(self._run, *item, log=logs / f"{_slug(item[0])}.log") for item in queued]
-            failed = [f.exception() for f in futures if f.exception() is not None]
+            failed = [e for e in (f.exception() for f in futures) if e is not None]
         if failed:
             raise failed[0]
 

@@ -27,6 +27,7 @@ from bts.checkpoints.format import CheckpointError
 from bts.cli import friendly_errors
 from bts.config import register_configs
 from bts.encoders.backbone import require_imagenet_weights
+from bts.models.factory import build_encoder
 from bts.training.config import TrainConfig
 from bts.training.engine import needs_imagenet_weights, train
 from datasets.factory import build_dataset
@@ -72,9 +73,14 @@ def check_teacher(cfg: DictConfig) -> dict | None:
 
 
 def check_weights(cfg: TrainConfig) -> None:
-    """ImageNet weights, where this run loads them, must be there before any data is generated or built."""
+    """ImageNet weights or an encoder weights file, where this run loads them, must be there (and fit the encoder)
+    before any data is generated or built."""
     encoder = cfg.model["encoder"]
-    if needs_imagenet_weights(cfg) and encoder.get("on_missing_weights", "error") == "error":
+    if not needs_imagenet_weights(cfg):
+        return
+    if encoder.get("weights") is not None:
+        build_encoder(encoder)  # reads and checks the file (CheckpointError names it); cheap next to the run
+    elif encoder.get("on_missing_weights", "error") == "error":
         require_imagenet_weights(encoder["depth"])
 
 

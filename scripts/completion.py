@@ -6,6 +6,9 @@ Does a self-supervised BTS complete occluded space on the synthetic city, and ho
 network learns in the same budget from the exact occupancy? Stages, each a plain project command run as a
 subprocess (printed, timed in ``<out>/stages.json``, skipped when its output exists, so an interrupted run resumes):
 
+0. with ``--encoder-pretraining STEPS``, ``scripts/pretrain_encoder.py`` (the encoder segments the city's materials
+   on the training sequences: the offline stand-in for the paper's ImageNet weights), whose file the runs of
+   ``--pretrained-models`` start from (``model.encoder.weights``);
 1. per seed, ``train.py -cn bts preset=reproduce seed=S`` and ``train.py -cn bts_supervised preset=reproduce
    seed=S trainer.lr=1e-3`` (the supervised upper bound: the same network and data, binary cross-entropy against
    the exact occupancy, at the rate chosen for it on the validation sequence; ``--supervised-override`` and
@@ -97,6 +100,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                    help=f"extra override for the supervised bound only (default: {' '.join(SUPERVISED_DEFAULT)}, "
                         "the rate chosen on the validation sequence for a ResNet trained from scratch)")
     p.add_argument("--eval-override", action="append", default=[], help="extra override for every evaluation")
+    p.add_argument("--encoder-pretraining", type=int, default=0, metavar="STEPS",
+                   help="first pretrain the encoder on the city's material labels for STEPS steps "
+                   "(scripts/pretrain_encoder.py, into <out>/encoder/materials.pt) and start the runs of "
+                   "--pretrained-models from it (model.encoder.weights); 0: every run starts from scratch")
+    p.add_argument("--pretrained-models", nargs="+", default=list(MODELS), choices=list(MODELS),
+                   help="the models that start from the pretrained encoder (default: all)")
     p.add_argument("--no-kyn", dest="kyn", action="store_false",
                    help="skip the evaluations under protocol=kyn (KYN / ViPOcc; z to 50 m, up to 300 scans)")
     p.add_argument("--smoke", action="store_true", help="two steps, one test frame (for the test suite)")
@@ -130,6 +139,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                          [py, "evaluation/occupancy.py", f"checkpoint={checkpoint}", "protocol=kyn", *extra, *limit,
                           f"output_dir={folder / 'kyn'}", *a.eval_override])
 
+    if a.encoder_pretraining > 0:  # the stand-in for ImageNet weights, trained on the training sequences only
+        weights = out / "encoder" / "materials.pt"
+        runner.stage("pretrain encoder", weights,
+                     [py, "scripts/pretrain_encoder.py", "--steps", str(a.encoder_pretraining), "--out", str(weights),
+                      "preset=reproduce", *a.override])
+        for model in a.pretrained_models:
+            per_model[model] = [*per_model[model], f"model.encoder.weights={weights}"]
     runs: dict[str, dict[str, Any]] = {}
     with runner.batch():  # the trainings, --jobs at a time
         for model in a.models:

@@ -27,10 +27,22 @@ def _construct(cls, kwargs: dict[str, Any], where: str):
 
 
 def build_encoder(cfg: dict[str, Any], pretrained: bool | None = None) -> ImageEncoder:
+    """The image encoder of ``model.encoder``, starting from ImageNet weights (``pretrained: true``) or from an
+    encoder weights file (``weights: FILE``, :mod:`bts.encoders.weights`), or from scratch. ``pretrained=False``
+    skips both (the weights come from a checkpoint)."""
     kwargs = dict(cfg)
+    weights = kwargs.pop("weights", None)
+    if weights is not None and kwargs.get("pretrained"):
+        raise ValueError("model.encoder: pretrained=true (ImageNet) and weights=FILE are two starting points; set one "
+                         "(model.encoder.pretrained=false to start from the file)")
     if pretrained is not None:
         kwargs["pretrained"] = pretrained
-    return _construct(ImageEncoder, kwargs, "model.encoder")
+    encoder = _construct(ImageEncoder, kwargs, "model.encoder")
+    if weights is not None and pretrained is not False:
+        from bts.encoders.weights import load_encoder_weights  # noqa: PLC0415 - bts.checkpoints imports this module
+
+        load_encoder_weights(encoder, weights, kwargs)
+    return encoder
 
 
 @dataclass(frozen=True)

@@ -122,11 +122,13 @@ def prepare_distillation(model: nn.Module, cfg: TrainConfig, resuming: bool) -> 
 
 
 def needs_imagenet_weights(cfg: TrainConfig) -> bool:
-    """Whether building the model for this run loads ImageNet weights: not for a resume (every weight comes from the
-    checkpoint) nor for a new KDBTS run (encoder and teacher come from the MVBTS checkpoint)."""
+    """Whether building the model for this run loads encoder weights (ImageNet's, or a ``model.encoder.weights``
+    file): not for a resume (every weight comes from the checkpoint) nor for a new KDBTS run (encoder and teacher
+    come from the MVBTS checkpoint)."""
     if cfg.trainer.resume_from or model_spec(cfg.model["kind"]).distills:
         return False
-    return bool(cfg.model["encoder"].get("pretrained", False))
+    encoder = cfg.model["encoder"]
+    return bool(encoder.get("pretrained", False)) or encoder.get("weights") is not None
 
 
 def lr_factor(step_size: int, gamma: float, warmup_steps: int = 0) -> Callable[[int], float]:
@@ -245,7 +247,11 @@ def _training(local_rank: int, cfg: TrainConfig, run_dir: Path, build_datasets: 
         epochs = math.ceil(max_steps / len(loader))
     else:
         epochs = t.epochs
-    engine.run(loader, max_epochs=max(epochs, engine.state.epoch))
+    try:
+        engine.run(loader, max_epochs=max(epochs, engine.state.epoch))
+    finally:
+        if rank == 0:
+            logger.close()
 
 
 def train(cfg: TrainConfig, run_dir: Path, build_datasets: DatasetBuilder,

@@ -176,6 +176,11 @@ class Logger:
         engine.add_event_handler(Events.ITERATION_COMPLETED, self.log_images)
         engine.add_event_handler(Events.COMPLETED, lambda e: self.writer.flush())
 
+    def close(self) -> None:
+        """Flush and stop the writer's background thread (the engine calls it when the run ends, also on an
+        error), so that nothing writes into the run folder after the run has returned."""
+        self.writer.close()
+
     def log_scalars(self, engine: Engine) -> None:
         for k, v in engine.state.output.items():
             self.writer.add_scalar(f"train/{k}", v, engine.state.iteration)

@@ -191,6 +191,16 @@ class Kitti360Dataset(Dataset):
             return resample(image, self._virtual_grid(view.camera))
         return resize(image, h, w)
 
+    def perspective_view(self, sequence: str, camera: str, row: int) -> tuple[Tensor, np.ndarray]:
+        """One rectified perspective image as the loader gives it (``[3, H, W]`` in ``[0, 1]``, resized to
+        ``image_size``, no augmentation) and its camera-to-world pose (``[4, 4]`` float64), for ``poses.txt`` row
+        ``row`` of ``sequence``; the camera's normalised intrinsics are :attr:`intrinsics`."""
+        if camera not in PERSPECTIVE_CAMERAS:
+            raise ValueError(f"camera must be one of {PERSPECTIVE_CAMERAS}, got {camera!r}")
+        poses = self.poses[sequence]
+        image = self._load_pinhole(sequence, View(camera, row, 0), int(poses.frame_ids[row]))
+        return image, poses.pose_to_world[row] @ self.cam_to_pose[camera]
+
     def _check_size(self, image: Tensor, camera: str, sequence: str, frame_id: int) -> None:
         # Normalised intrinsics are only valid for images of the calibrated size (or resized copies of them).
         if camera in self.fisheyes:

@@ -55,6 +55,20 @@ def test_dry_run_prints_every_stage(capsys, tmp_path):
     assert "protocol=kyn" not in capsys.readouterr().out
 
 
+def test_dry_run_with_encoder_pretraining_starts_the_chosen_models_from_it(capsys, tmp_path):
+    sys.path.insert(0, str(REPO))
+    from scripts.completion import main
+
+    main(["--dry-run", "--no-kyn", "--out", str(tmp_path), "--seeds", "0", "--budgets", "10",
+          "--encoder-pretraining", "40", "--pretrained-models", "bts"])
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[reproduce]")]
+    weights = tmp_path.resolve() / "encoder" / "materials.pt"
+    assert "scripts/pretrain_encoder.py --steps 40" in lines[0] and f"--out {weights}" in lines[0]
+    train = {line.split(":")[0]: line for line in lines if "train.py" in line}
+    assert f"model.encoder.weights={weights}" in train["[reproduce] train bts_seed0"]
+    assert "model.encoder.weights" not in train["[reproduce] train supervised_seed0"]
+
+
 @pytest.mark.slow
 def test_completion_smoke_runs_every_stage(synthetic_root, tmp_path):
     out = tmp_path / "completion"

@@ -67,7 +67,8 @@ ORIGINAL_KINDS = ("bts", "mvbts", "kdbts")
 KDBTS_PARTS = ("student", "teacher", "both")
 
 # The released architecture (BTS exp_kitti_360 / KDBTS train_kitti_360_*); the checkpoint does not store it.
-ENCODER = {"depth": 50, "pretrained": False, "on_missing_weights": "error", "decoder_widths": [32, 32, 64, 128, 256],
+ENCODER = {"depth": 50, "pretrained": False, "on_missing_weights": "error", "weights": None,
+           "decoder_widths": [32, 32, 64, 128, 256],
            "feature_dim": 64}
 ENCODING = {"num_freqs": 6, "freq_factor": 1.5, "code_near": 3.0, "code_far": 80.0}
 FUSION = {"type": "confidence", "hidden_dim": 128, "feature_dim": 16, "out_hidden_dim": 16}

@@ -53,7 +53,7 @@ from bts.cli import friendly_errors  # noqa: E402
 from bts.errors import UserError  # noqa: E402
 from bts.fields.multi_view import MultiViewField  # noqa: E402
 from bts.inference import LoadedModel  # noqa: E402
-from bts.losses.trust import MASKS, teacher_view_depths, trust_mask  # noqa: E402
+from bts.losses.trust import POINT_MASKS, teacher_view_depths, trust_mask  # noqa: E402
 from bts.rendering.renderer import query_density, render_depth  # noqa: E402
 from bts.results import write_json  # noqa: E402
 from bts.runs import register_resolvers  # noqa: E402
@@ -72,7 +72,7 @@ log = logging.getLogger("evaluation.occupancy")
 METRICS = ("o_acc", "ie_acc", "ie_rec", "o_prec", "o_rec", "ie_prec")
 PREDICTIONS = ("density", "empty", "behind_depth", *CEILINGS)
 PREDICTION_TRUTH = ("exact_occupied", "exact_visible", "occupied", "visible_first_scan")
-TRUST_MASKS = tuple(m for m in MASKS if m != "none")
+TRUST_MASKS = POINT_MASKS  # kd.mask=photometric is decided per training ray: it has no value at a point
 
 
 @dataclass

@@ -62,6 +62,8 @@ class DistillationAccumulator:
     count: int = 0
     kept: dict[str, list[Tensor]] = field(default_factory=dict)
     masked: list[int] = field(default_factory=lambda: [0, 0])  # kd.mask: points kept, points inside the frustum
+    kind: str = "vis_bce"  # the loss of the kept samples
+    ray_mask: str | None = None  # the per-ray mask the kept samples wait for (kd.mask=photometric)
 
     def count_coverage(self, kept: int, considered: int) -> None:
         self.masked[0] += kept
@@ -78,20 +80,41 @@ class DistillationAccumulator:
     def mean(self) -> Tensor:
         return torch.as_tensor(self.total) / max(self.count, 1)
 
-    def keep(self, student_raw: Tensor, teacher_raw: Tensor, inside: Tensor) -> None:
-        """Keep one chunk ``[B, n]`` of the flattened ``[B, R * K]`` samples, in the order they are queried."""
+    def keep(self, student_raw: Tensor, teacher_raw: Tensor, inside: Tensor, kind: str = "vis_bce",
+             ray_mask: str | None = None) -> None:
+        """Keep one chunk ``[B, n]`` of the flattened ``[B, R * K]`` samples, in the order they are queried, for a
+        loss computed once the pass is rendered: the ray loss ``kind``, or a per-point ``kind`` restricted by a
+        per-ray mask (``ray_mask``, :data:`bts.losses.trust.RAY_MASKS`) that :meth:`loss` is given."""
+        if self.kept and (kind, ray_mask) != (self.kind, self.ray_mask):
+            raise ValueError(f"one pass keeps one loss: got {kind!r} / {ray_mask!r} after {self.kind!r} / "
+                             f"{self.ray_mask!r}")
+        self.kind, self.ray_mask = kind, ray_mask
         for key, value in (("student", student_raw), ("teacher", teacher_raw), ("inside", inside)):
             self.kept.setdefault(key, []).append(value)
 
-    def loss(self, distances: Tensor, hard_alpha_cap: bool = True) -> Tensor:
-        """The distillation term of the pass: the mean of the per-point terms, or, for kept chunks, the ray loss
-        on the samples at ``distances`` ``[B, R, K]`` (:func:`ray_distillation`)."""
+    def kept_samples(self, shape: torch.Size) -> tuple[Tensor, Tensor, Tensor]:
+        """The kept ``(student_raw, teacher_raw, inside)``, each reshaped to the render's ``[B, R, K]``."""
+        return tuple(torch.cat(self.kept[k], dim=1).reshape(shape) for k in ("student", "teacher", "inside"))
+
+    def loss(self, distances: Tensor, hard_alpha_cap: bool = True, rays: Tensor | None = None) -> Tensor:
+        """The distillation term of the pass: the mean of the per-point terms, or, for kept chunks, the loss on the
+        samples at ``distances`` ``[B, R, K]``: the ray loss (:func:`ray_distillation`), or the per-point loss
+        on the rays ``rays`` ``[B, R]`` keeps (a ray mask's decision; every sample inside the frustum counts
+        toward the coverage)."""
         if not self.kept:
             return self.mean()
-        student, teacher, inside = (torch.cat(self.kept[k], dim=1).reshape(distances.shape)
-                                    for k in ("student", "teacher", "inside"))
-        total, weight = ray_distillation(student, teacher, distances, inside, hard_alpha_cap)
-        return total / weight.clamp_min(1e-6)
+        student, teacher, inside = self.kept_samples(distances.shape)
+        if self.ray_mask is not None:
+            if rays is None:
+                raise ValueError(f"kd.mask={self.ray_mask} needs the per-ray decision: pass rays=")
+            considered = inside
+            inside = inside & rays[..., None]
+            self.count_coverage(int(inside.sum()), int(considered.sum()))
+        if self.kind in RAY_LOSSES:
+            total, weight = ray_distillation(student, teacher, distances, inside, hard_alpha_cap)
+            return total / weight.clamp_min(1e-6)
+        per_point = distillation_loss(student, teacher, self.kind)
+        return per_point.where(inside, per_point.new_zeros(())).sum() / max(int(inside.sum()), 1)
 
 
 def l1_distillation(student_raw: Tensor, teacher_raw: Tensor) -> Tensor:

@@ -20,13 +20,27 @@ the student's input), a point ``x`` with camera z ``z_k(x)`` and normalised imag
 
   at least two views see the point and, decoded alone, they say the same. Only views that see ``x`` vote: a view's
   decode in its own occluded space is a prior with the student's bias, not evidence.
+- **photometric** (per loss ray, after Depth Hints; training only): render the ray ``r`` of loss camera ``c``
+  through the teacher and through the student, colour it from every colour frame ``j`` (the step's own samples, as
+  the photometric loss does) and keep the ray where the teacher reconstructs the target better::
 
-:func:`visible_in_views`, :func:`visibility_mask` and :func:`agreement_mask` are pure functions of tensors (tested on
-hand-built scenes); :func:`teacher_view_depths` and :func:`trust_mask` apply them to a multi-view field
-(:class:`bts.fields.multi_view.MultiViewField`: the KDBTS teacher in training, an MVBTS model in evaluation).
+      e^X(r) = min_{j held out} rho(C^X_j(r), I_c(r)),     X in {teacher, student},  rho = the loss's L1 + SSIM
+      m(r) = [ e^T(r) + margin < e^S(r) ]              (every sample of the ray inherits m(r))
+
+  Held out means a colour frame the teacher did not encode in this step: on its own inputs the teacher would be
+  judged on images it has seen. A frame whose samples fall outside it (the weight-guided rule, threshold 0.9, with
+  each field's own weights) does not count; a ray no held-out frame scores for the teacher is not kept. The rule
+  speaks for what camera ``c`` sees along ``r``, which is where the ray losses put their weight.
+
+:func:`visible_in_views`, :func:`visibility_mask`, :func:`agreement_mask` and :func:`photometric_mask` are pure
+functions of tensors (tested on hand-built scenes); :func:`teacher_view_depths` and :func:`trust_mask` apply the
+point masks to a multi-view field (:class:`bts.fields.multi_view.MultiViewField`: the KDBTS teacher in training, an
+MVBTS model in evaluation); the training step applies the photometric one (:mod:`bts.training.objective`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -35,9 +49,16 @@ from torch import Tensor
 
 from bts.fields.tokens import EncodedViews, project_to_views
 from bts.geometry import invert_rigid
+from bts.losses.masking import weight_guided_mask
+from bts.losses.photometric import photometric_error
+from bts.rendering.compositing import composite, composite_values
+from bts.rendering.pixels import to_patches
 from bts.rendering.renderer import RendererConfig, render_depth
 
-MASKS = ("none", "visibility", "agreement")
+MASKS = ("none", "visibility", "agreement", "photometric")
+RAY_MASKS = ("photometric",)  # decided per loss ray after the render pass (training only; no per-point value)
+POINT_MASKS = tuple(m for m in MASKS if m not in ("none", *RAY_MASKS))
+PHOTOMETRIC_MARGIN = 0.0  # Depth Hints' argmin over the two fields: no margin
 # The teacher's depth image of each encoded view: at 1/4 of the feature map's size, 32 midpoint samples per ray (a
 # coarse surface is enough to tell seen from hidden; it costs about one more render pass of the training step).
 MASK_DOWNSAMPLE = 4
@@ -121,9 +142,49 @@ def trust_mask(name: str, field, points: Float[Tensor, "B N 3"], encoded: Encode
     depth images ``depths`` (:func:`teacher_view_depths`) and, if already computed, the points' ``tokens``."""
     if check_mask(name) == "none":
         raise ValueError("kd.mask=none keeps every point: there is no mask to compute")
+    if name in RAY_MASKS:
+        raise ValueError(f"kd.mask={name} is decided per loss ray in training (photometric_mask), not per point")
     uv, z, invalid = project_to_views(points, encoded)
     visible = visible_in_views(z, uv, invalid, depths)
     if name == "visibility":
         return visibility_mask(visible)
     tokens = tokens if tokens is not None else field.tokens(points, encoded)
     return agreement_mask(single_view_decodes(field.head, tokens.tokens, tokens.invalid), visible)
+
+
+def held_out_frames(colour_views: list[int], encoded_views: list[int], num_pinhole: int) -> list[bool]:
+    """For each colour frame, in the order the training step renders them (the pinhole views, then the native
+    fisheye views; :func:`bts.training.views.view_groups`), whether the teacher did not encode it."""
+    ordered = [v for v in colour_views if v < num_pinhole] + [v for v in colour_views if v >= num_pinhole]
+    return [v not in encoded_views for v in ordered]
+
+
+def photometric_mask(teacher_sigma: Float[Tensor, "B R K"], student_sigma: Float[Tensor, "B R K"],
+                     distances: Float[Tensor, "B R K"], colours: Float[Tensor, "B F R K 3"],
+                     invalid: Bool[Tensor, "B F R K"], target: Float[Tensor, "B P 3 ps ps"],
+                     held_out: Sequence[bool], *, hard_alpha_cap: bool = True, invalid_threshold: float = 0.9,
+                     ssim_weight: float = 0.85, margin: float = PHOTOMETRIC_MARGIN) -> Bool[Tensor, "B R"]:
+    """The ``photometric`` rule of the module docstring: the loss rays (``R = P ps^2``, in patch order) on which the
+    teacher's render reconstructs the target from the held-out colour frames better than the student's.
+
+    ``colours``/``invalid``: each colour frame's colour at every sample and whether the sample is outside that
+    frame (or the input frustum); ``held_out``: per colour frame (:func:`held_out_frames`). No gradient flows."""
+    if len(held_out) != colours.shape[1]:
+        raise ValueError(f"held_out names {len(held_out)} colour frames, the colours have {colours.shape[1]}")
+    b, r, _ = distances.shape
+    ps = target.shape[-1]
+    keep = torch.as_tensor(list(held_out), dtype=torch.bool, device=distances.device)
+
+    def error(sigma: Tensor) -> Tensor:  # [B, P, ps, ps]: the best usable held-out frame's error per pixel
+        weights = composite(sigma.detach(), distances, hard_alpha_cap=hard_alpha_cap).weights
+        rendered = composite_values(weights[:, None], colours)  # [B, F, R, 3]
+        rendered = to_patches(rendered.reshape(b, rendered.shape[1], -1, ps * ps, 3), ps)
+        errors = photometric_error(rendered, target.unsqueeze(1), ssim_weight)  # [B, F, P, ps, ps]
+        outside = torch.stack([weight_guided_mask(weights, invalid[:, j:j + 1], invalid_threshold)
+                               for j in range(invalid.shape[1])], dim=1)  # [B, F, R]: frame j unusable
+        usable = ~outside.reshape(errors.shape) & keep[None, :, None, None, None]
+        return errors.where(usable, errors.new_full((), float("inf"))).min(dim=1).values
+
+    with torch.no_grad():
+        e_teacher, e_student = error(teacher_sigma), error(student_sigma)
+        return (torch.isfinite(e_teacher) & (e_teacher + margin < e_student)).reshape(b, r)

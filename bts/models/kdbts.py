@@ -10,8 +10,9 @@ student for the ``frozen`` recipe, the teacher for ``joint``) and accumulates th
 points inside the input frustum: the paper's ``L_KD = mean |clip(softplus(s), 0, 2) - clip(softplus(sg(t)), 0, 2)|``
 or, with ``kd.loss=bce``, the cross-entropy of occupancy probabilities, or, with ``kd.loss=vis_bce``, the
 ray-termination cross-entropy along the rendered rays (:mod:`bts.losses.distillation`). ``kd.mask`` keeps the term
-only where the teacher has evidence (:mod:`bts.losses.trust`: ``visibility``, ``agreement``; ``none``, the paper,
-keeps every point inside the input frustum).
+only where the teacher has evidence (:mod:`bts.losses.trust`: ``visibility``, ``agreement``, per point; ``photometric``,
+per loss ray, where the teacher's render reconstructs the target from colour frames it did not encode better than
+the student's; ``none``, the paper, keeps every point inside the input frustum).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from bts.fields import DensityOutput, EncodedViews
 from bts.fields.mlp import MLP
 from bts.fields.multi_view import MultiViewField
 from bts.losses.distillation import RAY_LOSSES, DistillationAccumulator, check_kd_loss, distillation_loss
-from bts.losses.trust import check_mask, teacher_view_depths, trust_mask
+from bts.losses.trust import RAY_MASKS, check_mask, teacher_view_depths, trust_mask
 from bts.models.bts import bound_density, encode_views
 from bts.models.mvbts import ViewChoice
 
@@ -102,14 +103,17 @@ class KDBTSModel(nn.Module):
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.recipe == "joint"):
             teacher = self.field(points, encoded, tokens=tokens, dropped=dropped)
         inside = ~tokens.invalid[:, 0]
-        if self.kd_mask != "none":
-            considered = inside
-            inside = inside & self.trust_mask(points, encoded, tokens)
-            kd.count_coverage(int(inside.sum()), int(considered.sum()))
-        if self.kd_loss in RAY_LOSSES:  # needs whole rays: computed after the render pass
-            kd.keep(student.raw, teacher.raw, inside)
+        if self.kd_mask in RAY_MASKS:  # decided per ray once the pass is rendered (from the step's colours)
+            kd.keep(student.raw, teacher.raw, inside, self.kd_loss, ray_mask=self.kd_mask)
         else:
-            kd.add(distillation_loss(student.raw, teacher.raw, self.kd_loss)[inside])
+            if self.kd_mask != "none":
+                considered = inside
+                inside = inside & self.trust_mask(points, encoded, tokens)
+                kd.count_coverage(int(inside.sum()), int(considered.sum()))
+            if self.kd_loss in RAY_LOSSES:  # needs whole rays: computed after the render pass
+                kd.keep(student.raw, teacher.raw, inside, self.kd_loss)
+            else:
+                kd.add(distillation_loss(student.raw, teacher.raw, self.kd_loss)[inside])
         if self.recipe == "joint":
             return teacher
         if self.student_photometric:

@@ -11,12 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from bts.fields import EncodedViews
 from bts.losses import LossWeights, TotalLoss, combine_losses, edge_aware_smoothness, photometric_loss
 from bts.losses import weight_guided_mask
 from bts.losses.distillation import DistillationAccumulator
+from bts.losses.trust import held_out_frames, photometric_mask
 from bts.models.contract import Batch, DistillingModel, FieldModel
 from bts.rendering import Rays, gather_patches, make_patches, patch_rays, sample_colours, sample_patches, to_patches
 from bts.rendering.pixels import RAY_POSITIONS, check_patches
@@ -171,11 +173,12 @@ def training_step(model: FieldModel, batch: Batch, config: ObjectiveConfig, rend
     render = render_rays(density_fn, rays, renderer, jitter=True, generator=generator, distances=draws.distances)
     b, r, k = render.weights.shape
     points = render.points.reshape(b, r * k, 3)
-    colours, invalid = [], []
+    colours, invalid, per_sample = [], [], []
     for group in view_groups(batch, colour_views):
         sampled = sample_colours(points, group.images, group.camera, group.cam_to_world)
         colours.append(render_colours(render, sampled.colours))
         invalid.append(sampled.invalid.reshape(b, -1, r, k))
+        per_sample.append(sampled.colours.reshape(b, -1, r, k, 3))
     # A sample without a feature (outside the input frustum) cannot give a colour either (docs/method.md §1.6).
     invalid_all = torch.cat(invalid, dim=1) | render.invalid[:, None]
     ps = config.patch_size
@@ -190,7 +193,15 @@ def training_step(model: FieldModel, batch: Batch, config: ObjectiveConfig, rend
     }
     metrics = {}
     if kd is not None:
-        terms["distillation"] = kd.loss(render.distances, renderer.hard_alpha_cap)
+        kd_rays = None
+        if kd.ray_mask == "photometric":  # kd.mask=photometric: the rays where the teacher's render wins
+            student, teacher, _ = kd.kept_samples(render.distances.shape)
+            kd_rays = photometric_mask(
+                F.softplus(teacher), F.softplus(student), render.distances, torch.cat(per_sample, dim=1),
+                invalid_all, target, held_out_frames(colour_views, views, batch["images"].shape[1]),
+                hard_alpha_cap=renderer.hard_alpha_cap, invalid_threshold=config.invalid_threshold,
+                ssim_weight=config.ssim_weight)
+        terms["distillation"] = kd.loss(render.distances, renderer.hard_alpha_cap, rays=kd_rays)
         if kd.coverage() is not None:
             metrics["kd_coverage"] = torch.tensor(kd.coverage())
     return StepOutput(combine_losses(terms, config.weights), rays, render, rendered, target, ray_mask, encoded,

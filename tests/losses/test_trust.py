@@ -9,8 +9,9 @@ from torch.utils.data import default_collate
 from bts.fields import EncodedViews
 from bts.fields.tokens import project_to_views
 from bts.losses import LossWeights
-from bts.losses.trust import (agreement_mask, check_mask, depth_at, single_view_decodes, visibility_mask,
-                              visible_in_views)
+from bts.losses.photometric import photometric_error
+from bts.losses.trust import (agreement_mask, check_mask, depth_at, held_out_frames, photometric_mask,
+                              single_view_decodes, trust_mask, visibility_mask, visible_in_views)
 from bts.models import build_model
 from bts.losses import trust as trust_module
 from bts.rendering.renderer import RendererConfig
@@ -71,7 +72,7 @@ def test_agreement_needs_two_seeing_views_that_agree():
                            [9.0, 0.0, 0.0, 9.0]]])
     assert agreement_mask(sigma, visible).tolist() == [[False, True, False, True]]
     assert visibility_mask(visible).tolist() == [[False, True, True, True]]
-    with pytest.raises(ValueError, match=r"kd.mask must be one of \['none', 'visibility', 'agreement'\]"):
+    with pytest.raises(ValueError, match=r"kd.mask must be one of \['none', 'visibility', 'agreement', 'photo"):
         check_mask("oracle")
 
 
@@ -121,3 +122,106 @@ def test_a_mask_keeps_the_distillation_term_on_part_of_the_points(synthetic_root
 def test_an_unknown_mask_is_refused_naming_the_key(synthetic_root):
     with pytest.raises(ConfigError, match="kd.mask must be one of"):
         TrainConfig.from_dict(debug_config(synthetic_root, "kdbts", overrides=["kd.mask=oracle"]))
+
+
+def test_held_out_frames_follow_the_render_order_of_the_colour_frames():
+    # 4 pinhole views (0-3) and native fisheyes (4-7); the step renders the pinhole colour frames first.
+    assert held_out_frames([1, 2, 5, 6], [0, 1, 3], num_pinhole=4) == [False, True, True, True]
+    assert held_out_frames([6, 1], [0, 1], num_pinhole=4) == [False, True]  # rendered as [1, 6]
+    assert held_out_frames([0, 3], [0, 1, 2, 3], num_pinhole=4) == [False, False]
+
+
+# One 2x2 patch (4 rays) of 2 samples each: at sample 0 every colour frame shows the target (the true surface), at
+# sample 1 its complement. A density of 1e4 on a sample puts all of the ray's weight there.
+PATCH = torch.tensor([[0.1, 0.7], [0.4, 0.9]])
+
+
+def _two_surface_rays(frames: int = 2):
+    target = PATCH.expand(1, 1, 3, 2, 2)  # [B, P, 3, ps, ps]
+    per_ray = PATCH.reshape(4)  # row-major inside the patch: the step's ray order
+    colours = torch.stack([per_ray, 1.0 - per_ray], dim=-1)[..., None].expand(4, 2, 3)  # [R, K, 3]
+    colours = colours.expand(1, frames, 4, 2, 3)
+    distances = torch.tensor([5.0, 6.0]).expand(1, 4, 2)
+    near = torch.tensor([1e4, 0.0]).expand(1, 4, 2)  # all weight on the true surface
+    far = torch.tensor([0.0, 1e4]).expand(1, 4, 2)  # all weight on the wrong one (the last sample's cap)
+    invalid = torch.zeros(1, frames, 4, 2, dtype=torch.bool)
+    return target, colours, distances, near, far, invalid
+
+
+def test_photometric_mask_keeps_the_rays_the_teacher_reconstructs_better():
+    target, colours, distances, near, far, invalid = _two_surface_rays()
+    both = [True, True]
+    assert photometric_mask(near, far, distances, colours, invalid, target, both).tolist() == [[True] * 4]
+    assert photometric_mask(far, near, distances, colours, invalid, target, both).tolist() == [[False] * 4]
+    # Equal fields: the teacher does not beat the student (a strict comparison, margin 0).
+    assert not photometric_mask(near, near, distances, colours, invalid, target, both).any()
+    # The teacher's error is 0 (its render is the target); the student's render is the complement 1 - PATCH, so
+    # a ray is kept exactly where the student's per-pixel error exceeds the margin.
+    e_student = photometric_error((1.0 - PATCH).expand(3, 2, 2), PATCH.expand(3, 2, 2)).reshape(4)
+    margin = float(e_student.median())
+    kept = photometric_mask(near, far, distances, colours, invalid, target, both, margin=margin)
+    assert kept[0].tolist() == (e_student > margin).tolist() and 0 < int(kept.sum()) < 4
+
+
+def test_photometric_mask_judges_the_teacher_only_on_frames_it_did_not_encode():
+    target, colours, distances, near, far, invalid = _two_surface_rays()
+    # Neither colour frame is held out: no evidence, nothing kept.
+    assert not photometric_mask(near, far, distances, colours, invalid, target, [False, False]).any()
+    # The held-out frame does not see where the teacher's rays end (the weight-guided rule): nothing kept either.
+    blind = invalid.clone()
+    blind[:, 1, :, 0] = True
+    assert not photometric_mask(near, far, distances, colours, blind, target, [False, True]).any()
+    # ... but a frame that sees it decides, even if the student's own rays end outside every frame.
+    assert photometric_mask(near, far, distances, colours, blind, target, [True, True]).all()
+    with pytest.raises(ValueError, match="held_out names 3 colour frames, the colours have 2"):
+        photometric_mask(near, far, distances, colours, invalid, target, [True, True, True])
+
+
+def test_the_photometric_mask_has_no_value_at_a_point():
+    with pytest.raises(ValueError, match="decided per loss ray"):
+        trust_mask("photometric", None, torch.zeros(1, 1, 3), _views(), torch.ones(1, 2, 4, 4))
+
+
+def test_the_photometric_mask_selects_loss_rays_in_the_kdbts_step(synthetic_root, kd_batch, monkeypatch):
+    cfg = debug_config(synthetic_root, "kdbts", overrides=["kd.mask=photometric"])
+    assert TrainConfig.from_dict(cfg).kd.mask == "photometric"
+    objective = ObjectiveConfig(rays_per_element=128, weights=LossWeights(distillation=1.0))
+    renderer = RendererConfig(num_samples=16, chunk_points=1000)  # several density calls in one step
+    torch.manual_seed(0)
+    model = build_model(cfg["model"], distillation=TrainConfig.from_dict(cfg).kd.model_recipe()).train()
+    depth_renders = []
+    monkeypatch.setattr(trust_module, "render_depth", lambda *a, **k: depth_renders.append(1))
+
+    def step():
+        return training_step(model, kd_batch, objective, renderer, generator=torch.Generator().manual_seed(0))
+
+    out = step()
+    coverage = float(out.metrics["kd_coverage"])
+    assert 0.0 < coverage < 1.0, coverage  # an untrained teacher and student: each wins some rays
+    assert not depth_renders  # the photometric rule needs no depth images
+    out.loss.total.backward()
+    assert model.student_head.lin_in.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in model.field.parameters())  # the frozen teacher gets nothing
+
+    # The plumbing: a rule that keeps every ray gives the unmasked term; one that keeps none gives 0 and coverage 0.
+    import bts.training.objective as objective_module
+
+    seen = {}
+
+    def every_ray(teacher, student, distances, colours, invalid, target, held_out, **kw):
+        seen["held_out"] = held_out
+        # Each field's density as rendered: softplus of its raw output, [B, R, K].
+        assert teacher.shape == student.shape == distances.shape and (teacher >= 0).all()
+        return torch.ones(distances.shape[:2], dtype=torch.bool)
+
+    monkeypatch.setattr(objective_module, "photometric_mask", every_ray)
+    kept_all = step()
+    assert float(kept_all.metrics["kd_coverage"]) == 1.0
+    assert len(seen["held_out"]) == 4 and any(seen["held_out"])  # the fisheye colour frames are never encoded
+    monkeypatch.setattr(objective_module, "photometric_mask", lambda *a, **k: torch.zeros(a[2].shape[:2], dtype=bool))
+    kept_none = step()
+    assert float(kept_none.metrics["kd_coverage"]) == 0.0 and float(kept_none.loss.terms["distillation"]) == 0.0
+    model.configure("frozen", student_photometric=False, mask="none")
+    plain = step()
+    assert float(kept_all.loss.terms["distillation"]) == pytest.approx(float(plain.loss.terms["distillation"]),
+                                                                        rel=1e-6)

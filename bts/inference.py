@@ -150,6 +150,8 @@ def load_model(checkpoint: Path | str, *, device: str | torch.device = "cpu",
     data, source_format = _read(path, kinds)
     kind = data["model_kind"]
     model = build_model(data["config"], pretrained=False)
+    if hasattr(model, "add_trust_head") and any(k.startswith("trust_head.") for k in data["model"]):
+        model.add_trust_head()  # a KDBTS run with kd.mask=learned also saved its mask head
     load_state_strict(model, data["model"], str(path))
     if views is not None:
         view_subset(views)  # unknown names fail here, listing the known ones

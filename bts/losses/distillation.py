@@ -61,11 +61,11 @@ class DistillationAccumulator:
     total: Tensor | float = 0.0
     count: int = 0
     kept: dict[str, list[Tensor]] = field(default_factory=dict)
-    masked: list[int] = field(default_factory=lambda: [0, 0])  # kd.mask: points kept, points inside the frustum
+    masked: list[float] = field(default_factory=lambda: [0, 0])  # kd.mask: points kept, points in the frustum
     kind: str = "vis_bce"  # the loss of the kept samples
-    ray_mask: str | None = None  # the per-ray mask the kept samples wait for (kd.mask=photometric)
+    ray_mask: str | None = None  # the mask the kept samples wait for (kd.mask=photometric | learned)
 
-    def count_coverage(self, kept: int, considered: int) -> None:
+    def count_coverage(self, kept: float, considered: int) -> None:
         self.masked[0] += kept
         self.masked[1] += considered
 
@@ -81,40 +81,48 @@ class DistillationAccumulator:
         return torch.as_tensor(self.total) / max(self.count, 1)
 
     def keep(self, student_raw: Tensor, teacher_raw: Tensor, inside: Tensor, kind: str = "vis_bce",
-             ray_mask: str | None = None) -> None:
+             ray_mask: str | None = None, trust: Tensor | None = None) -> None:
         """Keep one chunk ``[B, n]`` of the flattened ``[B, R * K]`` samples, in the order they are queried, for a
-        loss computed once the pass is rendered: the ray loss ``kind``, or a per-point ``kind`` restricted by a
-        per-ray mask (``ray_mask``, :data:`bts.losses.trust.RAY_MASKS`) that :meth:`loss` is given."""
+        loss computed once the pass is rendered: the ray loss ``kind``, or a per-point ``kind`` weighted by a
+        mask decided after the render (``ray_mask``, :data:`bts.losses.trust.RAY_MASKS`, whose per-sample weights
+        :meth:`loss` is given); ``trust``: the learned mask's values at the samples (``kd.mask=learned``)."""
         if self.kept and (kind, ray_mask) != (self.kind, self.ray_mask):
             raise ValueError(f"one pass keeps one loss: got {kind!r} / {ray_mask!r} after {self.kind!r} / "
                              f"{self.ray_mask!r}")
         self.kind, self.ray_mask = kind, ray_mask
-        for key, value in (("student", student_raw), ("teacher", teacher_raw), ("inside", inside)):
+        chunk = {"student": student_raw, "teacher": teacher_raw, "inside": inside}
+        if trust is not None:
+            chunk["trust"] = trust
+        for key, value in chunk.items():
             self.kept.setdefault(key, []).append(value)
 
-    def kept_samples(self, shape: torch.Size) -> tuple[Tensor, Tensor, Tensor]:
-        """The kept ``(student_raw, teacher_raw, inside)``, each reshaped to the render's ``[B, R, K]``."""
+    def kept_samples(self, shape: torch.Size, key: str | None = None) -> tuple[Tensor, Tensor, Tensor] | Tensor:
+        """The kept ``(student_raw, teacher_raw, inside)``, or the one ``key``, reshaped to the render's
+        ``[B, R, K]``."""
+        if key is not None:
+            return torch.cat(self.kept[key], dim=1).reshape(shape)
         return tuple(torch.cat(self.kept[k], dim=1).reshape(shape) for k in ("student", "teacher", "inside"))
 
-    def loss(self, distances: Tensor, hard_alpha_cap: bool = True, rays: Tensor | None = None) -> Tensor:
+    def loss(self, distances: Tensor, hard_alpha_cap: bool = True, select: Tensor | None = None) -> Tensor:
         """The distillation term of the pass: the mean of the per-point terms, or, for kept chunks, the loss on the
         samples at ``distances`` ``[B, R, K]``: the ray loss (:func:`ray_distillation`), or the per-point loss
-        on the rays ``rays`` ``[B, R]`` keeps (a ray mask's decision; every sample inside the frustum counts
-        toward the coverage)."""
+        weighted by ``select`` ``[B, R, K]`` (a ray mask's decision or the learned mask's detached weights, in
+        ``[0, 1]``; required with a ray mask), the weighted mean ``sum w l / sum w`` over the samples inside the
+        frustum. With ``select`` the coverage counts ``sum w`` of the frustum's samples."""
         if not self.kept:
             return self.mean()
         student, teacher, inside = self.kept_samples(distances.shape)
+        weight = inside.to(distances.dtype)
         if self.ray_mask is not None:
-            if rays is None:
-                raise ValueError(f"kd.mask={self.ray_mask} needs the per-ray decision: pass rays=")
-            considered = inside
-            inside = inside & rays[..., None]
-            self.count_coverage(int(inside.sum()), int(considered.sum()))
+            if select is None:
+                raise ValueError(f"kd.mask={self.ray_mask} needs its per-sample decision: pass select=")
+            weight = weight * select.detach().to(weight.dtype)
+            self.count_coverage(float(weight.sum()), int(inside.sum()))
         if self.kind in RAY_LOSSES:
-            total, weight = ray_distillation(student, teacher, distances, inside, hard_alpha_cap)
-            return total / weight.clamp_min(1e-6)
+            total, norm = ray_distillation(student, teacher, distances, weight, hard_alpha_cap)
+            return total / norm.clamp_min(1e-6)
         per_point = distillation_loss(student, teacher, self.kind)
-        return per_point.where(inside, per_point.new_zeros(())).sum() / max(int(inside.sum()), 1)
+        return (per_point * weight).sum() / weight.sum().clamp_min(1e-6)
 
 
 def l1_distillation(student_raw: Tensor, teacher_raw: Tensor) -> Tensor:

@@ -23,6 +23,7 @@ class LossWeights:
     smoothness: float = 5e-4
     distillation: float = 0.0  # KDBTS only: 5e-3, the original's 1e-2 relative to its doubled photometric term
     occupancy: float = 1.0  # the supervised bound only (loss.objective=supervised): BCE against exact occupancy
+    trust: float = 1.0  # KDBTS with kd.mask=learned only: the mask head's loss (bts/losses/learned_trust.py)
 
 
 @dataclass(frozen=True)

@@ -55,8 +55,10 @@ from bts.rendering.compositing import composite, composite_values
 from bts.rendering.pixels import to_patches
 from bts.rendering.renderer import RendererConfig, render_depth
 
-MASKS = ("none", "visibility", "agreement", "photometric")
-RAY_MASKS = ("photometric",)  # decided per loss ray after the render pass (training only; no per-point value)
+MASKS = ("none", "visibility", "agreement", "photometric", "learned")
+# Decided after the training step's render pass, from its colours (training only; no value at an evaluation point):
+# the photometric rule per loss ray, and the learned mask (bts/losses/learned_trust.py), trained on that evidence.
+RAY_MASKS = ("photometric", "learned")
 POINT_MASKS = tuple(m for m in MASKS if m not in ("none", *RAY_MASKS))
 PHOTOMETRIC_MARGIN = 0.0  # Depth Hints' argmin over the two fields: no margin
 # The teacher's depth image of each encoded view: at 1/4 of the feature map's size, 32 midpoint samples per ray (a
@@ -172,19 +174,29 @@ def photometric_mask(teacher_sigma: Float[Tensor, "B R K"], student_sigma: Float
     if len(held_out) != colours.shape[1]:
         raise ValueError(f"held_out names {len(held_out)} colour frames, the colours have {colours.shape[1]}")
     b, r, _ = distances.shape
-    ps = target.shape[-1]
     keep = torch.as_tensor(list(held_out), dtype=torch.bool, device=distances.device)
 
-    def error(sigma: Tensor) -> Tensor:  # [B, P, ps, ps]: the best usable held-out frame's error per pixel
-        weights = composite(sigma.detach(), distances, hard_alpha_cap=hard_alpha_cap).weights
-        rendered = composite_values(weights[:, None], colours)  # [B, F, R, 3]
-        rendered = to_patches(rendered.reshape(b, rendered.shape[1], -1, ps * ps, 3), ps)
-        errors = photometric_error(rendered, target.unsqueeze(1), ssim_weight)  # [B, F, P, ps, ps]
-        outside = torch.stack([weight_guided_mask(weights, invalid[:, j:j + 1], invalid_threshold)
-                               for j in range(invalid.shape[1])], dim=1)  # [B, F, R]: frame j unusable
-        usable = ~outside.reshape(errors.shape) & keep[None, :, None, None, None]
-        return errors.where(usable, errors.new_full((), float("inf"))).min(dim=1).values
+    def error(sigma: Tensor) -> Tensor:
+        weights = composite(sigma, distances, hard_alpha_cap=hard_alpha_cap).weights
+        return held_out_error(weights, colours, invalid, target, keep, invalid_threshold, ssim_weight)
 
     with torch.no_grad():
-        e_teacher, e_student = error(teacher_sigma), error(student_sigma)
+        e_teacher, e_student = error(teacher_sigma.detach()), error(student_sigma.detach())
         return (torch.isfinite(e_teacher) & (e_teacher + margin < e_student)).reshape(b, r)
+
+
+def held_out_error(weights: Float[Tensor, "B R K"], colours: Float[Tensor, "B F R K 3"],
+                   invalid: Bool[Tensor, "B F R K"], target: Float[Tensor, "B P 3 ps ps"], held_out: Bool[Tensor, "F"],
+                   invalid_threshold: float = 0.9, ssim_weight: float = 0.85) -> Float[Tensor, "B P ps ps"]:
+    """Per pixel of the loss patches, the photometric error (L1 + SSIM) of the rays rendered with ``weights`` from
+    the best usable ``held_out`` colour frame; ``inf`` where none is usable (weight-guided rule on ``weights``).
+    Differentiable in ``weights`` (the learned mask's mixture render)."""
+    b, r, _ = weights.shape
+    ps = target.shape[-1]
+    rendered = composite_values(weights[:, None], colours)  # [B, F, R, 3]
+    rendered = to_patches(rendered.reshape(b, rendered.shape[1], -1, ps * ps, 3), ps)
+    errors = photometric_error(rendered, target.unsqueeze(1), ssim_weight)  # [B, F, P, ps, ps]
+    outside = torch.stack([weight_guided_mask(weights, invalid[:, j:j + 1], invalid_threshold)
+                           for j in range(invalid.shape[1])], dim=1)  # [B, F, R]: frame j unusable
+    usable = ~outside.reshape(errors.shape) & held_out[None, :, None, None, None]
+    return errors.where(usable, errors.new_full((), float("inf"))).min(dim=1).values

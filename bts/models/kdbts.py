@@ -12,7 +12,8 @@ or, with ``kd.loss=bce``, the cross-entropy of occupancy probabilities, or, with
 ray-termination cross-entropy along the rendered rays (:mod:`bts.losses.distillation`). ``kd.mask`` keeps the term
 only where the teacher has evidence (:mod:`bts.losses.trust`: ``visibility``, ``agreement``, per point; ``photometric``,
 per loss ray, where the teacher's render reconstructs the target from colour frames it did not encode better than
-the student's; ``none``, the paper, keeps every point inside the input frustum).
+the student's; ``learned``, a head's trust per point trained on that evidence, :mod:`bts.losses.learned_trust`;
+``none``, the paper, keeps every point inside the input frustum).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from bts.fields import DensityOutput, EncodedViews
 from bts.fields.mlp import MLP
 from bts.fields.multi_view import MultiViewField
 from bts.losses.distillation import RAY_LOSSES, DistillationAccumulator, check_kd_loss, distillation_loss
+from bts.losses.learned_trust import TrustHead, trust_features
 from bts.losses.trust import RAY_MASKS, check_mask, teacher_view_depths, trust_mask
 from bts.models.bts import bound_density, encode_views
 from bts.models.mvbts import ViewChoice
@@ -49,6 +51,7 @@ class KDBTSModel(nn.Module):
         self.field = field  # the teacher
         self.student_head = MLP(encoder.feature_dim + field.encoding.out_dim, student_hidden_dim, 1)
         self.teacher_views = ViewChoice(num_train_views, train_candidates, eval_views)
+        self.trust_head: TrustHead | None = None  # kd.mask=learned: where to follow the teacher (trained, not frozen)
         self.configure(recipe, student_photometric, loss, mask)
         # kd.mask's depth images of one encoding, held by a weak reference to it: the cache keeps neither the
         # encoder's features nor their graph alive after the step.
@@ -69,6 +72,14 @@ class KDBTSModel(nn.Module):
         for module in (self.encoder, self.field):
             for p in module.parameters():
                 p.requires_grad_(not frozen)
+        if mask == "learned":
+            self.add_trust_head()
+
+    def add_trust_head(self) -> None:
+        """The learned mask's head (``kd.mask=learned``), if the model has none yet: also what rebuilding a
+        checkpoint that holds one needs (:func:`bts.inference.load_model`)."""
+        if self.trust_head is None:
+            self.trust_head = TrustHead(self.encoder.feature_dim + self.field.encoding.out_dim)
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -103,8 +114,11 @@ class KDBTSModel(nn.Module):
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.recipe == "joint"):
             teacher = self.field(points, encoded, tokens=tokens, dropped=dropped)
         inside = ~tokens.invalid[:, 0]
-        if self.kd_mask in RAY_MASKS:  # decided per ray once the pass is rendered (from the step's colours)
-            kd.keep(student.raw, teacher.raw, inside, self.kd_loss, ray_mask=self.kd_mask)
+        if self.kd_mask in RAY_MASKS:  # decided once the pass is rendered (from the step's colours)
+            trust = None
+            if self.kd_mask == "learned":
+                trust = self.trust_head(trust_features(teacher.raw, student.raw, tokens.tokens, tokens.invalid))
+            kd.keep(student.raw, teacher.raw, inside, self.kd_loss, ray_mask=self.kd_mask, trust=trust)
         else:
             if self.kd_mask != "none":
                 considered = inside

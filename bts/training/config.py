@@ -118,7 +118,7 @@ class DistillationConfig:
     teacher_checkpoint: str = MISSING
     student_photometric: bool = False
     loss: str = "l1"  # l1 (the paper) | bce | vis_bce (bts/losses/distillation.py)
-    mask: str = "none"  # none (the paper) | visibility | agreement | photometric: where it applies (losses/trust.py)
+    mask: str = "none"  # none (the paper) | visibility | agreement | photometric | learned (bts/losses/trust.py)
 
     def __post_init__(self):
         if self.recipe not in RECIPES:

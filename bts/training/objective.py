@@ -18,6 +18,7 @@ from bts.fields import EncodedViews
 from bts.losses import LossWeights, TotalLoss, combine_losses, edge_aware_smoothness, photometric_loss
 from bts.losses import weight_guided_mask
 from bts.losses.distillation import DistillationAccumulator
+from bts.losses.learned_trust import learned_trust_terms
 from bts.losses.trust import held_out_frames, photometric_mask
 from bts.models.contract import Batch, DistillingModel, FieldModel
 from bts.rendering import Rays, gather_patches, make_patches, patch_rays, sample_colours, sample_patches, to_patches
@@ -193,15 +194,24 @@ def training_step(model: FieldModel, batch: Batch, config: ObjectiveConfig, rend
     }
     metrics = {}
     if kd is not None:
-        kd_rays = None
-        if kd.ray_mask == "photometric":  # kd.mask=photometric: the rays where the teacher's render wins
-            student, teacher, _ = kd.kept_samples(render.distances.shape)
-            kd_rays = photometric_mask(
-                F.softplus(teacher), F.softplus(student), render.distances, torch.cat(per_sample, dim=1),
-                invalid_all, target, held_out_frames(colour_views, views, batch["images"].shape[1]),
-                hard_alpha_cap=renderer.hard_alpha_cap, invalid_threshold=config.invalid_threshold,
-                ssim_weight=config.ssim_weight)
-        terms["distillation"] = kd.loss(render.distances, renderer.hard_alpha_cap, rays=kd_rays)
+        select = None
+        if kd.ray_mask is not None:  # kd.mask=photometric | learned: decided on this pass's colours
+            student, teacher, inside = kd.kept_samples(render.distances.shape)
+            teacher, student = F.softplus(teacher), F.softplus(student)
+            evidence = (render.distances, torch.cat(per_sample, dim=1), invalid_all, target,
+                        held_out_frames(colour_views, views, batch["images"].shape[1]))
+            options = {"hard_alpha_cap": renderer.hard_alpha_cap, "invalid_threshold": config.invalid_threshold,
+                       "ssim_weight": config.ssim_weight}
+            won = photometric_mask(teacher, student, *evidence, **options)  # [B, R]
+            if kd.ray_mask == "photometric":  # the rays where the teacher's render wins
+                select = won[..., None].expand_as(inside)
+            else:
+                trust = learned_trust_terms(teacher, student, kd.kept_samples(render.distances.shape, "trust"),
+                                            inside, *evidence, rho=won.float().mean(), **options)
+                select, terms["trust"] = trust.select, trust.loss
+                metrics.update(kd_trust_mixture=trust.mixture, kd_trust_mean=trust.mean_trust,
+                               kd_trust_target=won.float().mean())
+        terms["distillation"] = kd.loss(render.distances, renderer.hard_alpha_cap, select=select)
         if kd.coverage() is not None:
             metrics["kd_coverage"] = torch.tensor(kd.coverage())
     return StepOutput(combine_losses(terms, config.weights), rays, render, rendered, target, ray_mask, encoded,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch.utils.data import default_collate
 
 from bts.fields import EncodedViews
 from bts.fields.tokens import project_to_views
@@ -17,7 +16,6 @@ from bts.losses import trust as trust_module
 from bts.rendering.renderer import RendererConfig
 from bts.training.config import ConfigError, TrainConfig
 from bts.training.objective import ObjectiveConfig, training_step
-from datasets.kitti_360 import Kitti360Config, Kitti360Dataset
 from tests.training.helpers import debug_config
 
 # Two cameras looking down +z: view 0 at the origin, view 1 a frame further along the drive (z = 12 m).
@@ -85,13 +83,6 @@ def test_single_view_decodes_see_one_view_each():
     invalid = torch.zeros(1, 3, 5, dtype=torch.bool)
     decodes = single_view_decodes(head, tokens, invalid)
     assert torch.allclose(decodes, torch.nn.functional.softplus(tokens[..., 0]))
-
-
-@pytest.fixture(scope="module")
-def kd_batch(synthetic_root):
-    ds = Kitti360Dataset(synthetic_root, synthetic_root / "splits/train_files.txt",
-                         Kitti360Config(image_size=(64, 240)))
-    return default_collate([ds[0]])
 
 
 @pytest.mark.parametrize("mask", ["visibility", "agreement"])

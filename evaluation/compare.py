@@ -22,7 +22,10 @@ Where ``B`` was evaluated with ``trust_masks=true`` (an MVBTS teacher), each sel
 (``trust_<name>``, :mod:`bts.losses.trust`) is scored on the occluded points as a predictor of "B is right"
 (:func:`score_mask`): its coverage, the AUC, and the net gain of B over A on the points it keeps, against a random
 mask of the same coverage (which keeps that share of the total gain, in expectation) and the oracle mask (B right
-and A wrong: the most any mask can transfer).
+and A wrong: the most any mask can transfer). Where it also holds ``exact_seen_by`` (``protocol=exact``), the
+comparison is split by region (:data:`REGIONS`: visible from the input view; occluded from it but observed by
+another encoded view in the exact scene; observed by none): how often B is right where A is wrong, and wrong where A
+is right, in each. With ``A = BTS``, ``B = the MVBTS teacher`` this is the ceiling of what distillation can transfer.
 
 Counts are pooled over all points of all frames (many frames have few occluded points, so per-frame means are
 noisy). Prints a table; ``--json`` writes the numbers.
@@ -65,6 +68,7 @@ class Predictions:
     visible: np.ndarray
     grid_size: tuple[int, int, int] | None = None  # (x, y, z) point counts of the protocol's grid
     trust: dict[str, np.ndarray] | None = None  # selective-distillation masks (trust_masks=true), by name
+    seen_by: np.ndarray | None = None  # other encoded views that exactly observe each point (trust_masks=true, exact)
 
     def seen_surface(self) -> np.ndarray | None:
         """Occupied points next to a visible point in the grid (26-neighbourhood): the surface the input view sees,
@@ -94,14 +98,16 @@ def load_predictions(path: Path | str, name: str | None = None) -> Predictions:
         model = json.loads(str(data["model"]))
         arrays = {k: data[k] for k in REQUIRED}
         trust = {k[len("trust_"):]: data[k].astype(bool) for k in data.files if k.startswith("trust_")}
+        seen_by = data["exact_seen_by"].astype(np.int64) if "exact_seen_by" in data.files else None
         frames = [str(f) for f in data["frame"]]
-    shapes = {k: v.shape for k, v in {**arrays, **{f"trust_{n}": m for n, m in trust.items()}}.items()}
+    extra = {f"trust_{n}": m for n, m in trust.items()} | ({} if seen_by is None else {"exact_seen_by": seen_by})
+    shapes = {k: v.shape for k, v in {**arrays, **extra}.items()}
     if len(set(shapes.values())) != 1 or len(frames) != arrays["pred_occupied"].shape[0]:
         raise ValueError(f"{file}: inconsistent array shapes {shapes} for {len(frames)} frames")
     return Predictions(file, name or model.get("description") or file.parent.name, frames, protocol, model,
                        arrays["pred_occupied"].astype(bool), arrays["sigma"].astype(np.float64),
                        arrays["exact_occupied"].astype(bool), arrays["exact_visible"].astype(bool),
-                       _grid_size(protocol), trust or None)
+                       _grid_size(protocol), trust or None, seen_by)
 
 
 def _grid_size(protocol: dict[str, Any]) -> tuple[int, int, int] | None:
@@ -226,7 +232,42 @@ def compare(a: Predictions, b: Predictions) -> dict[str, Any]:
         out["agreement"]["density_l1_clipped_occluded"] = float(l1[hidden].mean()) if hidden.any() else float("nan")
     if b.trust:
         out["trust_masks_of_b"] = {name: score_mask(mask, a_ok, b_ok, hidden) for name, mask in b.trust.items()}
+    seen_by = b.seen_by if b.seen_by is not None else a.seen_by
+    if seen_by is not None:
+        out["regions"] = {name: region_scores(within, truth, a_ok, b_ok)
+                          for name, within in regions(a.visible, seen_by).items()}
     return out
+
+
+REGIONS = {
+    "visible": "visible from the input view",
+    "occluded_seen": "occluded from the input view, observed by another encoded view",
+    "occluded_unseen": "occluded from the input view, observed by no encoded view",
+}
+
+
+def regions(visible: np.ndarray, seen_by: np.ndarray) -> dict[str, np.ndarray]:
+    """The three regions of the teacher's evidence (:data:`REGIONS`), from the input view's exact visibility and
+    the number of other encoded views that exactly observe each point (``exact_seen_by``)."""
+    hidden = ~visible
+    return {"visible": visible, "occluded_seen": hidden & (seen_by >= 1), "occluded_unseen": hidden & (seen_by == 0)}
+
+
+def region_scores(within: np.ndarray, truth: np.ndarray, a_ok: np.ndarray, b_ok: np.ndarray) -> dict[str, float]:
+    """On the points ``within`` one region: its size, its occupied share, each model's accuracy, how often B is
+    right where A is wrong and wrong where A is right, and B's net gain (as a share of the region's points): the
+    most a distillation from B could transfer there."""
+    a_wrong, a_right = within & ~a_ok, within & a_ok
+    return {
+        "points": int(within.sum()),
+        "occupied_fraction": _frac(truth, within),
+        "a_acc": _frac(a_ok, within),
+        "b_acc": _frac(b_ok, within),
+        "b_right_where_a_wrong": _frac(b_ok, a_wrong),
+        "b_right_where_a_wrong_occupied": _frac(b_ok, a_wrong & truth),
+        "b_wrong_where_a_right": _frac(~b_ok, a_right),
+        "net_gain_of_b": _frac(b_ok & ~a_ok, within) - _frac(a_ok & ~b_ok, within),
+    }
 
 
 def _fmt(v: Any) -> str:
@@ -250,6 +291,12 @@ def table(result: dict[str, Any]) -> str:
     lines.append(f"occluded points B gets wrong: {r['points']}; A right on {_fmt(r['a_right'])} of them; "
                  f"net gain of B on the occluded points {result['occluded_net_gain_of_b']:+.4f}")
     lines.append("agreement: " + ", ".join(f"{k} {_fmt(v)}" for k, v in result["agreement"].items()))
+    for name, r in (result.get("regions") or {}).items():
+        lines.append(f"region {name} ({REGIONS[name]}): {r['points']} points, {_fmt(r['occupied_fraction'])} occupied; "
+                     f"accuracy A {_fmt(r['a_acc'])} / B {_fmt(r['b_acc'])}; B right where A wrong "
+                     f"{_fmt(r['b_right_where_a_wrong'])} (occupied truth {_fmt(r['b_right_where_a_wrong_occupied'])}),"
+                     f" B wrong where A right {_fmt(r['b_wrong_where_a_right'])}; net gain of B "
+                     f"{r['net_gain_of_b']:+.4f}")
     for name, m in (result.get("trust_masks_of_b") or {}).items():
         lines.append(f"mask {name} of B on the occluded points: coverage {_fmt(m['coverage'])}, AUC for B right "
                      f"{_fmt(m['auc'])}, precision {_fmt(m['precision'])}, net gain {m['net_gain']:+.4f} (random "

@@ -52,6 +52,8 @@ from tqdm import tqdm  # noqa: E402
 from bts.cli import friendly_errors  # noqa: E402
 from bts.errors import UserError  # noqa: E402
 from bts.fields.multi_view import MultiViewField  # noqa: E402
+from bts.fields.tokens import project_to_views  # noqa: E402
+from bts.geometry import invert_rigid  # noqa: E402
 from bts.inference import LoadedModel  # noqa: E402
 from bts.losses.trust import POINT_MASKS, teacher_view_depths, trust_mask  # noqa: E402
 from bts.rendering.renderer import query_density, render_depth  # noqa: E402
@@ -64,7 +66,8 @@ from evaluation.reporting import cell, mean_over_frames, write_results, written 
 from evaluation.selection import (data_config, frame_indices, frame_selection, input_size, load,  # noqa: E402
                                   model_views, resolved_data, seeded, with_frames)
 from evaluation.gt_cache import GroundTruthCache  # noqa: E402
-from evaluation.protocols import DepthMap, Frame, OccupancyProtocol, build_protocol, visible_from_depth  # noqa: E402
+from evaluation.protocols import (DepthMap, ExactProtocol, Frame, OccupancyProtocol, build_protocol,  # noqa: E402
+                                  observed_from, visible_from_depth)
 from evaluation.protocols import register_protocol_schemas  # noqa: E402
 
 log = logging.getLogger("evaluation.occupancy")
@@ -85,12 +88,15 @@ class OccupancyResult:
     predictions: dict[str, list[Any]] = field(default_factory=dict)
 
     def keep(self, frame: str, occupied: torch.Tensor, sigma: torch.Tensor | None, gt: dict[str, torch.Tensor],
-             trust: dict[str, torch.Tensor] | None = None) -> None:
+             trust: dict[str, torch.Tensor] | None = None, seen_by: torch.Tensor | None = None) -> None:
         """Keep one frame's per-point prediction (and density) with the model-independent truth of the protocol:
         ``exact_occupied`` / ``exact_visible`` under ``exact``, the lidar votes' ``occupied`` / ``visible_first_scan``
-        under both; ``trust``: the selective-distillation masks at the points (``trust_<name>``)."""
+        under both; ``trust``: the selective-distillation masks at the points (``trust_<name>``); ``seen_by``: how
+        many other encoded views exactly observe each point (``exact_seen_by``)."""
         rows = {"frame": frame, "pred_occupied": occupied.bool().numpy(),
                 "sigma": (sigma if sigma is not None else torch.full(occupied.shape, math.nan)).float().numpy()}
+        if seen_by is not None:
+            rows["exact_seen_by"] = seen_by.to(torch.int16).numpy()
         for name, mask in (trust or {}).items():
             rows[f"trust_{name}"] = mask.bool().numpy()
         for key in PREDICTION_TRUTH:
@@ -201,15 +207,35 @@ def trust_field(loaded: LoadedModel) -> MultiViewField:
 
 
 @torch.no_grad()
-def trust_at_points(loaded: LoadedModel, protocol: OccupancyProtocol, frame: Frame) -> dict[str, torch.Tensor]:
+def trust_at_points(loaded: LoadedModel, protocol: OccupancyProtocol, frame: Frame
+                    ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
     """The selective-distillation masks (:data:`TRUST_MASKS`) of a multi-view model at the protocol's points: where
-    another encoded view sees the point, where two seeing views agree (:mod:`bts.losses.trust`)."""
+    another encoded view sees the point, where two seeing views agree (:mod:`bts.losses.trust`); and, under
+    ``protocol=exact``, how many of the encoded views other than the input *exactly* observe each point
+    (:func:`exact_seen_by`; ``None`` under another protocol)."""
     field = trust_field(loaded)
     item = frame.item
     encoded = loaded.encode(item["images"][None], item["intrinsics"][None], item["cam_to_world"][None])
     points = protocol.points_cam(frame)[None].to(loaded.device)
     depths = teacher_view_depths(field, encoded)
-    return {name: trust_mask(name, field, points, encoded, depths)[0].cpu() for name in TRUST_MASKS}
+    masks = {name: trust_mask(name, field, points, encoded, depths)[0].cpu() for name in TRUST_MASKS}
+    seen_by = exact_seen_by(protocol, frame, encoded, points[0]) if isinstance(protocol, ExactProtocol) else None
+    return masks, seen_by
+
+
+def exact_seen_by(protocol: ExactProtocol, frame: Frame, encoded, points_cam: torch.Tensor) -> torch.Tensor:
+    """Per point (input camera frame), the number of encoded views ``k >= 1`` that observe it in the exact scene
+    (:func:`evaluation.protocols.observed_from`): the regions of the teacher's evidence. 0 everywhere for a
+    single encoded view."""
+    if encoded.num_views < 2:
+        return torch.zeros(len(points_cam), dtype=torch.int64)
+    _, _, invalid = project_to_views(points_cam[None], encoded)  # [1, V, P]
+    world_from_view0 = frame.item["world_from_view0"].double()
+    centres = invert_rigid(encoded.world_to_cam[0].double())[1:, :3, 3]  # the other views, in view 0's frame
+    to_world = lambda x: x @ world_from_view0[:3, :3].T + world_from_view0[:3, 3]  # noqa: E731
+    observed = observed_from(protocol.exact_scene(frame), to_world(centres.cpu()), to_world(points_cam.double().cpu()),
+                             ~invalid[0, 1:].cpu())
+    return observed.sum(dim=0)
 
 
 def evaluate_occupancy(loaded: LoadedModel, dataset: Kitti360Dataset, protocol: OccupancyProtocol,
@@ -256,8 +282,8 @@ def evaluate_occupancy(loaded: LoadedModel, dataset: Kitti360Dataset, protocol: 
         result.per_frame.append({"index": i, "frame": frame.name, "num_scans": int(gt["num_scans"]),
                                  "gt_cached": hit, "metrics": metrics})
         if keep_predictions:
-            result.keep(frame.name, occupied, sigma, gt,
-                        trust_at_points(loaded, protocol, frame) if trust_masks else None)
+            masks, seen_by = trust_at_points(loaded, protocol, frame) if trust_masks else (None, None)
+            result.keep(frame.name, occupied, sigma, gt, masks, seen_by)
         if i in figures and figure_dir is not None:
             from evaluation.figures import occupancy_figure  # noqa: PLC0415
 

@@ -189,6 +189,22 @@ def exact_truth(scene, world_from_level: Float[Tensor, "4 4"], points_level: Flo
     return occupied, (hit >= distance - RAY_TOLERANCE) & ~occupied
 
 
+SURFACE_LAYER = 0.2  # metres (two grid steps of the papers' 10 points per metre): how deep behind the first surface
+# a view's ray still observes a point, so that an occupied point at a surface the view sees counts as observed
+
+
+def observed_from(scene, origins_world: Float[Tensor, "V 3"], points_world: Float[Tensor, "P 3"],
+                  in_frustum: Bool[Tensor, "V P"], layer: float = SURFACE_LAYER) -> Bool[Tensor, "V P"]:
+    """Whether camera ``v`` (centre ``origins_world[v]``) observes each point in the exact scene: inside its
+    frustum and at most ``layer`` behind the first surface on the ray towards it (an empty point in front of every
+    surface, or an occupied one in the surface layer the view sees). Exact ray casting, float64 distances."""
+    out = []
+    for v in range(origins_world.shape[0]):
+        distance, hit = first_hits(scene, origins_world[v], points_world)
+        out.append(in_frustum[v].to(distance.device) & (distance - hit <= layer))
+    return torch.stack(out)
+
+
 ORIGINAL_LEVEL_DIGITS = 7  # the original's levelling matrix is written with 7 decimals (0.9961947, 0.0871557)
 
 
@@ -359,6 +375,10 @@ class ExactProtocol(BtsProtocol):
             except FileNotFoundError as e:
                 raise ExactTruthUnavailable(f"protocol=exact needs the synthetic city's exact scene: {e}") from None
         return self._scenes[key]
+
+    def exact_scene(self, frame: Frame):
+        """The frame's exact synthetic scene (:class:`~datasets.synthetic.SyntheticScene`), loaded once."""
+        return self._scene(frame)
 
     def ground_truth_files(self, frame: Frame) -> list[Path]:
         scene = frame.dataset.layout.root / "ground_truth" / frame.sequence / "scene.json"

@@ -22,9 +22,9 @@ from datasets.kitti_360.errors import MissingFileError
 from evaluation.gt_cache import GroundTruthCache
 from evaluation.lidar_occupancy import lidar_votes, polar_profile, query_grid, vote_threshold
 from bts.losses.distillation import KD_CLIP
-from evaluation.compare import Predictions, compare, load_predictions, ranking_auc, table
+from evaluation.compare import Predictions, compare, load_predictions, ranking_auc, region_scores, regions, table
 from evaluation.occupancy import write_outputs
-from evaluation.protocols import BtsProtocol, Frame, build_protocol
+from evaluation.protocols import SURFACE_LAYER, BtsProtocol, Frame, build_protocol, observed_from
 from tests.evaluation.oracle import dataset, oracle_run
 
 REPO = Path(__file__).resolve().parents[2]
@@ -437,6 +437,8 @@ def test_trust_masks_of_an_mvbts_model_are_saved_and_scored(synthetic_root, tiny
         # Agreement needs two seeing views, so at least one besides the input: it lies within visibility.
         assert not (saved["trust_agreement"] & ~saved["trust_visibility"]).any()
         assert saved["trust_visibility"].any()  # the later frame sees part of the slice
+        seen_by = saved["exact_seen_by"]
+        assert seen_by.shape == saved["exact_occupied"].shape and set(np.unique(seen_by)) <= {0, 1}  # one other view
     proc = _run_entry([f"checkpoint={tiny_checkpoint}", f"output_dir={tmp_path / 'student'}", *common], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     cmp = subprocess.run([sys.executable, "-m", "evaluation.compare", str(tmp_path / "student"),
@@ -444,11 +446,55 @@ def test_trust_masks_of_an_mvbts_model_are_saved_and_scored(synthetic_root, tiny
                          capture_output=True, text=True)
     assert cmp.returncode == 0, cmp.stderr[-3000:]
     assert "mask visibility of B" in cmp.stdout and "mask agreement of B" in cmp.stdout
-    scores = json.loads((tmp_path / "cmp.json").read_text())["trust_masks_of_b"]
+    result = json.loads((tmp_path / "cmp.json").read_text())
+    scores = result["trust_masks_of_b"]
     assert set(scores) == {"visibility", "agreement"} and 0.0 <= scores["visibility"]["coverage"] <= 1.0
+    # The regions of the teacher's evidence: every point in exactly one, and the later frame (the one other view)
+    # observes part of the input view's occluded space in the exact scene.
+    assert set(result["regions"]) == {"visible", "occluded_seen", "occluded_unseen"}
+    assert sum(r["points"] for r in result["regions"].values()) == result["points"]
+    assert result["regions"]["occluded_seen"]["points"] > 0 and "region occluded_seen" in cmp.stdout
     refused = _run_entry([f"checkpoint={tiny_checkpoint}", "trust_masks=true", f"output_dir={tmp_path / 'no'}",
                           *common], tmp_path)
     assert refused.returncode != 0 and "trust_masks=true needs a multi-view model" in refused.stderr
     unsaved = _run_entry([f"checkpoint={mvbts}", "views=mono_temporal", "trust_masks=true",
                           f"output_dir={tmp_path / 'no2'}", *common[:-1]], tmp_path)
     assert unsaved.returncode != 0 and "add save_predictions=true" in unsaved.stderr
+
+
+class _Wall:
+    """A stub exact scene: one wall across the world at z = 10 m (the ray-distance interface of SyntheticScene)."""
+
+    def ray_distance(self, origin, directions, max_distance=math.inf):
+        t = (10.0 - origin[2]) / directions[:, 2]  # the ray parameter where it meets the plane
+        t = torch.where(torch.isfinite(t) & (t > 0), t, torch.full_like(t, math.inf))
+        return t * directions.norm(dim=-1)
+
+
+def test_a_view_observes_points_in_front_of_its_first_surface_and_in_the_surface_layer():
+    points = torch.tensor([[0.0, 0.0, 5.0], [0.0, 0.0, 10.0 + SURFACE_LAYER / 2], [0.0, 0.0, 11.0],
+                           [0.0, 0.0, 5.0]], dtype=torch.float64)
+    origins = torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, 10.5]], dtype=torch.float64)  # the second is behind it
+    in_frustum = torch.tensor([[True, True, True, False], [True, True, True, True]])
+    seen = observed_from(_Wall(), origins, points, in_frustum)
+    # Camera 0: the empty point in front, the wall's surface layer, not the point 1 m behind it, and not a point
+    # outside its frustum. Camera 1, 0.5 m beyond the wall: z = 10.1 lies before the wall on its ray and z = 11 has
+    # nothing in between, but z = 5 is hidden behind the wall (5 m deep, far beyond the surface layer).
+    assert seen.tolist() == [[True, True, False, False], [False, True, True, False]]
+
+
+def test_the_regions_split_the_points_and_score_what_b_could_transfer():
+    visible = np.array([1, 1, 0, 0, 0, 0, 0, 0], dtype=bool)
+    seen_by = np.array([0, 2, 1, 1, 1, 0, 0, 0])
+    r = regions(visible, seen_by)
+    assert [int(m.sum()) for m in r.values()] == [2, 3, 3] and not (r["visible"] & r["occluded_seen"]).any()
+    truth = np.array([0, 0, 1, 1, 0, 1, 0, 0], dtype=bool)
+    a_ok = np.array([1, 1, 0, 0, 1, 0, 1, 1], dtype=bool)
+    b_ok = np.array([1, 0, 1, 1, 1, 0, 0, 1], dtype=bool)
+    seen = region_scores(r["occluded_seen"], truth, a_ok, b_ok)
+    assert seen["points"] == 3 and seen["occupied_fraction"] == pytest.approx(2 / 3)
+    assert seen["b_right_where_a_wrong"] == 1.0 and seen["b_right_where_a_wrong_occupied"] == 1.0
+    assert seen["b_wrong_where_a_right"] == 0.0 and seen["net_gain_of_b"] == pytest.approx(2 / 3)
+    unseen = region_scores(r["occluded_unseen"], truth, a_ok, b_ok)
+    assert unseen["b_wrong_where_a_right"] == 0.5 and unseen["net_gain_of_b"] == pytest.approx(-1 / 3)
+    assert math.isnan(region_scores(np.zeros(8, dtype=bool), truth, a_ok, b_ok)["a_acc"])

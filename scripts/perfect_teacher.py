@@ -1,6 +1,6 @@
 """Distillation from a perfect teacher: what each distillation loss can carry when the teacher knows everything.
 
-``python -m scripts.perfect_teacher --loss l1|bce --steps N --out DIR [--lr LR] [--seed S] [overrides ...]``
+``python -m scripts.perfect_teacher --loss l1|bce|vis_bce --steps N --out DIR [--lr LR] [--seed S] [overrides ...]``
 
 The student is this project's BTS network (the config's encoder and field, trained from scratch); the teacher is the
 synthetic city's exact scene, density 1000 inside objects and the ground and 0 elsewhere (raw outputs +1000 and
@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader
 from bts.checkpoints.format import save_checkpoint
 from bts.fields import DensityOutput
 from bts.losses import LossWeights
-from bts.losses.distillation import KD_LOSSES, DistillationAccumulator, distillation_loss
+from bts.losses.distillation import KD_LOSSES, RAY_LOSSES, DistillationAccumulator, distillation_loss
 from bts.models import build_model
 from bts.rendering.renderer import RendererConfig
 from bts.training.engine import objective_config
@@ -78,7 +78,10 @@ class PerfectTeacherStudent(nn.Module):
     def training_density(self, points: Tensor, encoded, kd: DistillationAccumulator, **_) -> DensityOutput:
         out = self.student.density(points, encoded)
         inside = ~out.invalid
-        kd.add(distillation_loss(out.raw, self.teacher_raw(points), self.loss)[inside])
+        if self.loss in RAY_LOSSES:  # the ray loss needs whole rays: the step computes it after the render
+            kd.keep(out.raw, self.teacher_raw(points), inside, self.loss)
+        else:
+            kd.add(distillation_loss(out.raw, self.teacher_raw(points), self.loss)[inside])
         self.occupied_share.add((out.sigma.detach() > 0.5)[inside].float())
         return out
 
@@ -129,7 +132,7 @@ def train(cfg: dict, loss: str, steps: int, out: Path, lr: float, seed: int, che
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--loss", choices=sorted(KD_LOSSES), required=True)
+    p.add_argument("--loss", choices=[*sorted(KD_LOSSES), *RAY_LOSSES], required=True)
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)

@@ -19,7 +19,7 @@ def _cfg(root):
     return cfg
 
 
-@pytest.mark.parametrize("loss", ["l1", "bce"])
+@pytest.mark.parametrize("loss", ["l1", "bce", "vis_bce"])
 def test_the_student_trains_on_the_distillation_term_alone_and_is_an_ordinary_bts_checkpoint(synthetic_root,
                                                                                             tmp_path, loss):
     out = tmp_path / loss

@@ -108,6 +108,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                    help="the models that start from the pretrained encoder (default: all)")
     p.add_argument("--no-kyn", dest="kyn", action="store_false",
                    help="skip the evaluations under protocol=kyn (KYN / ViPOcc; z to 50 m, up to 300 scans)")
+    p.add_argument("--include-runs", type=Path, nargs="+", default=[], metavar="RESULTS_JSON",
+                   help="also tabulate and plot the runs of earlier results.json files of this script, evaluated on "
+                   "the same frames (checked: their all-empty baseline must agree) at the same budgets")
     p.add_argument("--smoke", action="store_true", help="two steps, one test frame (for the test suite)")
     p.add_argument("--force", action="store_true", help="redo stages whose output exists")
     p.add_argument("--dry-run", action="store_true", help="print the commands only")
@@ -195,6 +198,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if "kyn" in row:
             row["kyn_command"] = _command(runner, name, run, "kyn")
         fixed.append(row)
+    for file in a.include_runs:
+        runs.update(included_runs(file, fixed, budgets))
     summary = {"machine": machine(), "budgets": budgets, "seeds": a.seeds, "runs": runs, "baselines": fixed,
                "stages": runner.stages, "verdict": verdict(runs, fixed, budgets[-1])}
     summary["figure"] = str(learning_curves(out, summary).relative_to(out))
@@ -202,6 +207,31 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     (out / "results.md").write_text(markdown(summary))
     print((out / "results.md").read_text())
     return summary
+
+
+def included_runs(file: Path, baselines: list[dict[str, Any]], budgets: list[int]) -> dict[str, dict[str, Any]]:
+    """The runs of an earlier ``results.json`` (``--include-runs``), as rows beside this run's: model
+    ``<model>:<file stem>`` (never pooled with this run's seeds, never part of the verdict), label naming the file.
+    Refused unless its budgets and its all-empty baseline (so its frames and exact truth) equal this run's."""
+    try:
+        other = json.loads(Path(file).read_text())
+        theirs = next(b for b in other["baselines"] if b["name"].startswith("all empty"))
+        ours = next(b for b in baselines if b["name"].startswith("all empty"))
+        runs = other["runs"]
+    except (OSError, ValueError, KeyError, StopIteration) as e:
+        raise ValueError(f"--include-runs {file}: not a results.json of scripts/completion.py ({e})") from None
+    if other.get("budgets") != budgets:
+        raise ValueError(f"--include-runs {file}: its budgets {other.get('budgets')} differ from this run's {budgets}")
+    differ = [k for k in ("ie_acc", "ie_rec", "o_acc") if not math.isclose(theirs["exact"].get(k, math.nan),
+                                                                            ours["exact"].get(k, math.nan),
+                                                                            rel_tol=0, abs_tol=1e-9)]
+    if differ or theirs["frames"] != ours["frames"]:
+        raise ValueError(f"--include-runs {file}: its all-empty baseline differs from this run's ({differ or 'frames'}"
+                         "): it was evaluated on other frames or another city")
+    stem = Path(file).stem
+    return {f"{run} ({stem})": {**info, "model": f"{info['model']}:{stem}",
+                                "label": f"{info['label']} [{Path(file).name}]", "included_from": Path(file).name}
+            for run, info in runs.items()}
 
 
 def _command(runner: Runner, name: str, run: str | None, stage: str = "evaluate") -> str:
@@ -245,6 +275,9 @@ def learning_curves(out: Path, summary: dict[str, Any]) -> Path:
     panels = (("ie_acc", "IE_acc (exact truth)"), ("ie_rec", "IE_rec (exact truth)"),
               ("occluded_auc", "occluded AUC (exact truth)"))
     colors = {"bts": "tab:blue", "supervised": "tab:red"}
+    others = iter(("tab:orange", "tab:purple", "tab:brown", "tab:olive", "tab:cyan"))
+    for model in dict.fromkeys(info["model"] for info in summary["runs"].values()):
+        colors.setdefault(model, next(others, "tab:gray"))
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8))
     budgets = summary["budgets"]
     for ax, (key, title) in zip(axes, panels):

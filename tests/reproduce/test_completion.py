@@ -102,6 +102,38 @@ def test_completion_smoke_runs_every_stage(synthetic_root, tmp_path):
     assert (out / summary["figure"]).stat().st_size > 0
     again = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "train bts_seed0: done already" in again.stdout
+    # An earlier run's results beside this one's (same frames, same budgets): its rows are added, not pooled.
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text((out / "results.json").read_text())
+    joined = subprocess.run([*args, "--include-runs", str(earlier)], cwd=REPO, env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert joined.returncode == 0, joined.stdout[-2000:] + joined.stderr[-3000:]
+    summary2 = json.loads((out / "results.json").read_text())
+    assert set(summary2["runs"]) == {"bts_seed0", "supervised_seed0", "bts_seed0 (earlier)",
+                                     "supervised_seed0 (earlier)"}
+    assert summary2["runs"]["bts_seed0 (earlier)"]["model"] == "bts:earlier"
+    assert summary2["verdict"] == summary["verdict"]  # the verdict is this run's BTS alone
+    assert "| BTS (self-supervised) [earlier.json] | 2 |" in (out / "results.md").read_text()
+
+
+def test_included_runs_must_come_from_the_same_frames_and_budgets(tmp_path):
+    from scripts.completion import included_runs
+
+    empty = {"name": "all empty (baseline)", "exact": {"ie_acc": 0.466, "ie_rec": 1.0, "o_acc": 0.855}, "frames": 30}
+    file = tmp_path / "other.json"
+    run = {"model": "supervised", "label": "supervised bound", "seed": 0, "points": []}
+    file.write_text(json.dumps({"budgets": [150, 450], "baselines": [empty], "runs": {"supervised_seed0": run}}))
+    rows = included_runs(file, [empty], [150, 450])
+    assert list(rows) == ["supervised_seed0 (other)"]
+    assert rows["supervised_seed0 (other)"]["model"] == "supervised:other"
+    with pytest.raises(ValueError, match="budgets"):
+        included_runs(file, [empty], [150, 450, 1500])
+    shifted = {**empty, "exact": {**empty["exact"], "ie_acc": 0.5}}
+    with pytest.raises(ValueError, match=r"all-empty baseline differs .*\['ie_acc'\]"):
+        included_runs(file, [shifted], [150, 450])
+    file.write_text("{}")
+    with pytest.raises(ValueError, match="not a results.json of scripts/completion.py"):
+        included_runs(file, [empty], [150, 450])
 
 
 def empty_kyn_recall_is_one(summary) -> bool:

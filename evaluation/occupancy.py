@@ -67,7 +67,7 @@ from evaluation.selection import (data_config, frame_indices, frame_selection, i
                                   model_views, resolved_data, seeded, with_frames)
 from evaluation.gt_cache import GroundTruthCache  # noqa: E402
 from evaluation.protocols import (DepthMap, ExactProtocol, Frame, OccupancyProtocol, build_protocol,  # noqa: E402
-                                  observed_from, visible_from_depth)
+                                  lookup_pixels, observed_from, visible_from_depth)
 from evaluation.protocols import register_protocol_schemas  # noqa: E402
 
 log = logging.getLogger("evaluation.occupancy")
@@ -158,10 +158,13 @@ def check_prediction(prediction: str, margin=None) -> float | None:
     return check_margin(prediction, margin)
 
 
+DEPTH_RENDERS = ("lookup", "full")
+
+
 @torch.no_grad()
 def predict(loaded: LoadedModel, protocol: OccupancyProtocol, frame: Frame, prediction: str,
-            chunk_points: int, margin: float | None = None, scenes: ExactScenes | None = None
-            ) -> tuple[torch.Tensor, DepthMap | None, torch.Tensor | None]:
+            chunk_points: int, margin: float | None = None, scenes: ExactScenes | None = None,
+            depth_render: str = "lookup") -> tuple[torch.Tensor, DepthMap | None, torch.Tensor | None]:
     """The model's occupancy at the protocol's points, (when the protocol needs it) its depth map, and (for
     ``prediction=density``) the densities the occupancy was thresholded from. A ceiling (``exact_behind``) comes
     from the exact scene instead of the model, with the exact depth as the depth map. The depth map is rendered with
@@ -177,14 +180,19 @@ def predict(loaded: LoadedModel, protocol: OccupancyProtocol, frame: Frame, pred
     dev = loaded.device
     depth = None
     p = protocol.params
+    points = protocol.points_cam(frame)
     if protocol.needs_model_depth or prediction == "behind_depth":
         h, w = images.shape[-2:]
         renderer = loaded.renderer_config(chunk_points=chunk_points)
+        # Every consumer of the depth map reads it at the protocol's points only (visible_from_depth): render those
+        # pixels (the same values, the same jitter draws) unless depth_render=full asks for the whole image.
+        pixels = None if depth_render == "full" else lookup_pixels(points, item["intrinsics"][0], h, w,
+                                                                    loaded.ray_positions)
         with seeded(p.jitter_seed, dev):
             depth = DepthMap(render_depth(density_fn, intr[:, 0].to(dev), c2w[:, 0].to(dev), h, w, renderer,
-                                          jitter=p.depth_jitter, ray_positions=loaded.ray_positions)[0].cpu(),
+                                          jitter=p.depth_jitter, ray_positions=loaded.ray_positions,
+                                          pixels=pixels)[0].cpu(),
                              loaded.ray_positions)
-    points = protocol.points_cam(frame)
     sigma = None
     if prediction == "density":
         sigma, _ = query_density(density_fn, points[None].to(dev), chunk_points)
@@ -243,12 +251,15 @@ def evaluate_occupancy(loaded: LoadedModel, dataset: Kitti360Dataset, protocol: 
                        prediction_margin: float | None = None, chunk_points: int = 100_000,
                        figures: tuple[int, ...] = (), figure_dir: Path | None = None,
                        progress: bool = True, data_info: dict[str, Any] | None = None,
-                       keep_predictions: bool = False, trust_masks: bool = False) -> OccupancyResult:
+                       keep_predictions: bool = False, trust_masks: bool = False,
+                       depth_render: str = "lookup") -> OccupancyResult:
     """Evaluate ``loaded`` on ``dataset`` (all datapoints, or ``indices``) under ``protocol``. With
     ``keep_predictions`` the per-point predictions and model-independent truth are kept for ``predictions.npz``
     (with ``trust_masks``, also the masks of :func:`trust_at_points`).
     ``prediction_margin`` (metres) goes with ``prediction="exact_behind"`` (see :mod:`evaluation.ceilings`)."""
     margin = check_prediction(prediction, prediction_margin)
+    if depth_render not in DEPTH_RENDERS:
+        raise ValueError(f"depth_render must be one of {list(DEPTH_RENDERS)}, got {depth_render!r}")
     if trust_masks:  # both refusals before any frame is evaluated
         if not keep_predictions:
             raise ValueError("trust_masks=true writes the masks into predictions.npz: add save_predictions=true")
@@ -271,7 +282,8 @@ def evaluate_occupancy(loaded: LoadedModel, dataset: Kitti360Dataset, protocol: 
         t0 = time.perf_counter()
         gt, hit = cache.get(protocol, frame)
         t1 = time.perf_counter()
-        occupied, depth, sigma = predict(loaded, protocol, frame, prediction, chunk_points, margin, scenes)
+        occupied, depth, sigma = predict(loaded, protocol, frame, prediction, chunk_points, margin, scenes,
+                                         depth_render)
         t2 = time.perf_counter()
         metrics = protocol.score(gt, occupied, depth, frame)
         t_gt += t1 - t0
@@ -387,7 +399,8 @@ def run(cfg: DictConfig, out_dir: Path) -> OccupancyResult:
                                 data_info={"name": data.get("name"), "split": cfg.split, "data_from": source,
                                            "image_size": list(data.image_size),
                                            "pixel_convention": data.get("pixel_convention", "center")},
-                                keep_predictions=cfg.save_predictions, trust_masks=cfg.trust_masks)
+                                keep_predictions=cfg.save_predictions, trust_masks=cfg.trust_masks,
+                                depth_render=cfg.depth_render)
     write_outputs(result, out_dir)
     return result
 

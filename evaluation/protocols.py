@@ -159,10 +159,29 @@ def visible_from_depth(points_cam: Float[Tensor, "P 3"], depth: DepthMap,
     the ``align_corners=False`` lookup, with the original's ``linspace(-1, 1)`` rays the ``align_corners=True`` one
     (the original evaluator's render and lookup)."""
     z = points_cam[:, 2]
-    uv = (points_cam @ intrinsics.to(points_cam.dtype).T)[:, :2] / z.clamp(min=1e-6)[:, None]
-    looked = F.grid_sample(depth.values[None, None].float(), uv[None, None].float(), mode="nearest",
-                           padding_mode="border", align_corners=depth.ray_positions == "align_corners").view(-1)
+    looked = _lookup(depth.values.float(), points_cam, intrinsics, depth.ray_positions)
+    if torch.isnan(looked).any():
+        raise ValueError(f"the depth map has no value at {int(torch.isnan(looked).sum())} of the points' pixels: it "
+                         "was rendered for other points (render_depth(pixels=lookup_pixels(...)) of these points)")
     return z <= looked
+
+
+def _lookup(image: Float[Tensor, "H W"], points_cam: Float[Tensor, "P 3"], intrinsics: Float[Tensor, "3 3"],
+            ray_positions: str) -> Float[Tensor, "P"]:
+    """``image`` at each point's pixel: the nearest-pixel lookup of :func:`visible_from_depth`."""
+    z = points_cam[:, 2]
+    uv = (points_cam @ intrinsics.to(points_cam.dtype).T)[:, :2] / z.clamp(min=1e-6)[:, None]
+    return F.grid_sample(image[None, None], uv[None, None].float(), mode="nearest", padding_mode="border",
+                         align_corners=ray_positions == "align_corners").view(-1)
+
+
+def lookup_pixels(points_cam: Float[Tensor, "P 3"], intrinsics: Float[Tensor, "3 3"], height: int, width: int,
+                  ray_positions: str = "centres") -> Tensor:
+    """The flat indices of the pixels :func:`visible_from_depth` reads for these points (each point's nearest pixel,
+    by the very lookup it uses), unique and sorted: the only depth values the visibility test needs, so that the
+    evaluation renders those rays instead of the whole image (``render_depth(pixels=...)``)."""
+    index = torch.arange(height * width, dtype=torch.float32).reshape(height, width)  # exact below 2^24
+    return torch.unique(_lookup(index, points_cam, intrinsics, ray_positions).long())
 
 
 RAY_TOLERANCE = 1e-4  # metres: a point this close to the first hit on its ray counts as reached

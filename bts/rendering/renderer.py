@@ -79,15 +79,41 @@ def render_colours(render: RenderOutput, colours: Float[Tensor, "B F N 3"]) -> F
 
 def render_depth(density_fn: DensityFn, intrinsics: Float[Tensor, "B 3 3"], cam_to_world: Float[Tensor, "B 4 4"],
                  height: int, width: int, config: RendererConfig, *, jitter: bool = False,
-                 rays_per_chunk: int = 4096, ray_positions: str = "centres") -> Float[Tensor, "B H W"]:
+                 rays_per_chunk: int = 4096, ray_positions: str = "centres",
+                 pixels: Tensor | None = None) -> Float[Tensor, "B H W"]:
     """Rendered z-depth of every pixel of a pinhole view (deterministic midpoint samples unless ``jitter``), with
-    the rays through the pixel centres or, ``ray_positions="align_corners"``, where the original cast them."""
+    the rays through the pixel centres or, ``ray_positions="align_corners"``, where the original cast them.
+
+    ``pixels`` (flat row-major indices): render only those pixels, NaN elsewhere, with the same values as the full
+    render. The jitter is drawn for every ray of each chunk exactly as the full render draws it (from the global
+    generator, chunk by chunk) and the rays not asked for are dropped before the network runs, so a seeded render
+    gives those pixels the samples of the full one."""
     rays = image_rays(intrinsics, cam_to_world, height, width, ray_positions=ray_positions)
     cam_dirs = rays.directions @ cam_to_world[:, :3, :3]  # back to the camera frame (row vectors: R^T d)
+    b, n = rays.origins.shape[:2]
+    if pixels is not None:
+        pixels = torch.unique(pixels.to(device=rays.origins.device, dtype=torch.long))
+        if pixels.numel() and (pixels[0] < 0 or pixels[-1] >= n):
+            raise ValueError(f"pixels must index the {height}x{width} image (0 .. {n - 1}), got "
+                             f"{int(pixels[0])} .. {int(pixels[-1])}")
     distances = []
-    for start in range(0, rays.origins.shape[1], rays_per_chunk):
+    for start in range(0, n, rays_per_chunk):
         part = slice(start, start + rays_per_chunk)
         chunk = Rays(rays.origins[:, part], rays.directions[:, part], rays.valid[:, part])
-        distances.append(render_rays(density_fn, chunk, config, jitter=jitter).distance)
-    depth = distance_to_depth(torch.cat(distances, dim=1), cam_dirs)
+        if pixels is None:
+            distances.append(render_rays(density_fn, chunk, config, jitter=jitter).distance)
+            continue
+        # The draws render_rays would make for the whole chunk, then only the asked-for rays.
+        drawn = sample_distances(chunk.origins.shape[1], config.num_samples, config.near, config.far,
+                                 lindisp=config.lindisp, jitter=jitter, batch_shape=(b,), dtype=rays.origins.dtype,
+                                 device=rays.origins.device)
+        local = pixels[(pixels >= start) & (pixels < start + chunk.origins.shape[1])] - start
+        if local.numel():
+            sub = Rays(chunk.origins[:, local], chunk.directions[:, local], chunk.valid[:, local])
+            distances.append(render_rays(density_fn, sub, config, jitter=jitter, distances=drawn[:, local]).distance)
+    if pixels is None:
+        return distance_to_depth(torch.cat(distances, dim=1), cam_dirs).reshape(-1, height, width)
+    depth = torch.full((b, n), float("nan"), dtype=rays.origins.dtype, device=rays.origins.device)
+    if pixels.numel():
+        depth[:, pixels] = distance_to_depth(torch.cat(distances, dim=1), cam_dirs[:, pixels])
     return depth.reshape(-1, height, width)

@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # The demo evaluates 20 test frames per model under the `exact` protocol (which also reports the `bts` numbers).
 DEMO_EVAL := protocol=exact max_frames=20 output_dir=outputs/demo/occupancy
 
-.PHONY: install demo test lint benchmark reproduce completion clean-venv
+.PHONY: install demo test lint benchmark reproduce completion distillation clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -58,6 +58,11 @@ reproduce: $(STAMP)
 completion: $(STAMP)
 	$(BIN)/python scripts/completion.py --jobs 2 --encoder-pretraining 600 --pretrained-models bts \
 		--bts-override trainer.amp=bf16 --bts-override trainer.channels_last=true
+
+# The distillation experiment (issue 14; README "The distillation experiment"): BTS, MVBTS teachers (stereo, seeing)
+# and KDBTS students per loss and mask, two seeds, scored on the exact truth per region of the teacher's evidence.
+distillation: $(STAMP)
+	$(BIN)/python scripts/distillation.py --jobs 2
 
 benchmark: $(STAMP)
 	$(BIN)/python -m datasets.benchmark

@@ -26,6 +26,8 @@ and A wrong: the most any mask can transfer). Where it also holds ``exact_seen_b
 comparison is split by region (:data:`REGIONS`: visible from the input view; occluded from it but observed by
 another encoded view in the exact scene; observed by none): how often B is right where A is wrong, and wrong where A
 is right, in each. With ``A = BTS``, ``B = the MVBTS teacher`` this is the ceiling of what distillation can transfer.
+Where ``A`` holds the masks (``A = the teacher``, ``B = its student``), the accuracy of both on the occluded points
+outside each mask (where the teacher is unsure) says whether the student is at least as good there, as KD-MVS claims.
 
 Counts are pooled over all points of all frames (many frames have few occluded points, so per-frame means are
 noisy). Prints a table; ``--json`` writes the numbers.
@@ -232,6 +234,9 @@ def compare(a: Predictions, b: Predictions) -> dict[str, Any]:
         out["agreement"]["density_l1_clipped_occluded"] = float(l1[hidden].mean()) if hidden.any() else float("nan")
     if b.trust:
         out["trust_masks_of_b"] = {name: score_mask(mask, a_ok, b_ok, hidden) for name, mask in b.trust.items()}
+    if a.trust:  # A is the teacher: where its own masks say "unsure", is B (the student) at least as good?
+        out["where_a_is_unsure"] = {name: {"points": int((hidden & ~mask).sum()), "a_acc": _frac(a_ok, hidden & ~mask),
+                                           "b_acc": _frac(b_ok, hidden & ~mask)} for name, mask in a.trust.items()}
     seen_by = b.seen_by if b.seen_by is not None else a.seen_by
     if seen_by is not None:
         out["regions"] = {name: region_scores(within, truth, a_ok, b_ok)
@@ -291,6 +296,9 @@ def table(result: dict[str, Any]) -> str:
     lines.append(f"occluded points B gets wrong: {r['points']}; A right on {_fmt(r['a_right'])} of them; "
                  f"net gain of B on the occluded points {result['occluded_net_gain_of_b']:+.4f}")
     lines.append("agreement: " + ", ".join(f"{k} {_fmt(v)}" for k, v in result["agreement"].items()))
+    for name, r in (result.get("where_a_is_unsure") or {}).items():
+        lines.append(f"occluded points outside A's mask {name} (A unsure): {r['points']}; accuracy A {_fmt(r['a_acc'])}"
+                     f" / B {_fmt(r['b_acc'])}")
     for name, r in (result.get("regions") or {}).items():
         lines.append(f"region {name} ({REGIONS[name]}): {r['points']} points, {_fmt(r['occupied_fraction'])} occupied; "
                      f"accuracy A {_fmt(r['a_acc'])} / B {_fmt(r['b_acc'])}; B right where A wrong "

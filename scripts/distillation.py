@@ -20,7 +20,8 @@ What the distillation issue asks, as one pipeline of plain project commands (eac
    encoded view, seen by none; and each mask scored against "teacher right"), BTS against each student, each
    teacher against its students;
 5. ``<out>/results.json`` and ``<out>/results.md``: the models' table (mean over seeds, each seed in brackets), the
-   per-region table and the mask scores, and whether a student beats BTS in both exact IE_acc and IE_rec.
+   per-region table, the mask scores, the student against its teacher where the teacher's masks say it is unsure,
+   and whether a student beats BTS in both exact IE_acc and IE_rec.
 
 ``--smoke`` runs every stage for two steps on one frame (the test suite does). Checkpoints are not committed; copy
 ``results.*`` to ``docs/reproduce/`` to publish them.
@@ -253,6 +254,14 @@ def markdown(summary: dict[str, Any]) -> str:
                 lines.append(f"| {c['key']} | {name} | {_f(m['coverage'])} | {_f(m['auc'])} | "
                              f"{_f(m['precision'])} | {m['net_gain']:+.4f} | {m['random_gain']:+.4f} | "
                              f"{m['oracle_gain']:+.4f} |")
+    unsure = [c for c in summary["comparisons"] if c["kind"] == "teacher_student" and c.get("where_a_is_unsure")]
+    if unsure:
+        lines += ["", "Where the teacher is unsure (occluded points outside its mask), is the student at least as "
+                  "good?", "", "| student, seed | teacher's mask | points | teacher right | student right |",
+                  "|---|---|---|---|---|"]
+        for c in unsure:
+            for name, r in c["where_a_is_unsure"].items():
+                lines.append(f"| {c['key']} | {name} | {r['points']} | {_f(r['a_acc'])} | {_f(r['b_acc'])} |")
     stages = ", ".join(f"{k[len('train '):]} {x['seconds'] / 60:.1f} min" if x.get("seconds") is not None
                        else f"{k[len('train '):]} not timed" for k, x in summary["trainings"].items())
     lines += ["", f"Machine: {summary['machine']}. Training wall-clock: {stages}.", "",

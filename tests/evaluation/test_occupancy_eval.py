@@ -498,3 +498,19 @@ def test_the_regions_split_the_points_and_score_what_b_could_transfer():
     unseen = region_scores(r["occluded_unseen"], truth, a_ok, b_ok)
     assert unseen["b_wrong_where_a_right"] == 0.5 and unseen["net_gain_of_b"] == pytest.approx(-1 / 3)
     assert math.isnan(region_scores(np.zeros(8, dtype=bool), truth, a_ok, b_ok)["a_acc"])
+
+
+def test_where_the_teacher_is_unsure_the_student_is_scored_against_it(tmp_path):
+    # Six occluded points: the teacher (A) holds a mask that keeps the first three; outside it the teacher is right
+    # on one of three points, the student (B) on all three.
+    truth = np.array([[1, 0, 1, 0, 1, 0]], dtype=bool)
+    visible = np.zeros_like(truth)
+    teacher = truth.copy()
+    teacher[0, 3:] = [1, 1, 1]  # right only on point 4 of the last three
+    mask = np.array([[1, 1, 1, 0, 0, 0]], dtype=bool)
+    a = Predictions(tmp_path, "teacher", ["f"], {}, {}, teacher, np.zeros((1, 6)), truth, visible, None,
+                    {"visibility": mask})
+    b = Predictions(tmp_path, "student", ["f"], {}, {}, truth.copy(), np.zeros((1, 6)), truth, visible)
+    unsure = compare(a, b)["where_a_is_unsure"]["visibility"]
+    assert unsure == {"points": 3, "a_acc": pytest.approx(1 / 3), "b_acc": 1.0}
+    assert "outside A's mask visibility (A unsure): 3" in table(compare(a, b))

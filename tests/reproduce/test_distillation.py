@@ -46,6 +46,9 @@ def test_distillation_smoke_runs_every_stage(synthetic_root, tmp_path):
     teacher = next(c for c in summary["comparisons"] if c["kind"] == "bts_teacher")
     assert set(teacher["regions"]) == {"visible", "occluded_seen", "occluded_unseen"}
     assert set(teacher["trust_masks_of_b"]) == {"visibility", "agreement"}
+    fit = next(c for c in summary["comparisons"] if c["kind"] == "teacher_student")
+    assert set(fit["where_a_is_unsure"]) == {"visibility", "agreement"}  # the teacher's masks, the student scored
     table = (out / "results.md").read_text()
     assert "| KDBTS bce_learned (seeing teacher) | 0 |" in table and "| occluded_seen |" in table
     assert "Students beating BTS in both exact IE_acc and IE_rec" in table
+    assert "| seeing_bce_learned_seed0 | visibility |" in table  # the student where the teacher is unsure

@@ -7,6 +7,14 @@ student and the distillation loss (the ``joint`` recipe, where everything trains
 §9: on CPU one sample, fp32, 2 threads; on GPU the paper batch sizes (16, 8, 8). One JSON line per measurement:
 the median step time with its spread (fastest, slowest), the machine (CPU model, cores, threads, torch version).
 
+How close to the machine's limit: the run first measures the machine's own peaks (:func:`machine_peaks`: a float32
+matmul rate and a memory-copy bandwidth, with the threads of the run), then prints next to each time the share of
+them reached: a training step's counted FLOPs (``torch.utils.flop_counter``: matmuls and convolutions, forward and
+backward) per second against the matmul peak; a density query's FLOPs (the point MLP) against the matmul peak and
+its feature-sampling traffic (four texels of every feature channel read per point and view, the token written)
+against the bandwidth. Each share treats its work as if it were the only work of that time, so together they say
+how far each stage is from its physical limit, not where the rest of the time goes.
+
 The reproduction's configuration with the fast encoder path against the plain one:
 
     python -m scripts.benchmarks --sizes 96x352 --depth 18 --batch-size 4 --rays 1024 --threads 1 --models bts \
@@ -18,6 +26,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import os
 import platform
 import resource
@@ -26,6 +35,7 @@ import time
 from pathlib import Path
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from bts.fields import EncodedViews
 from bts.geometry import make_rigid, rotation_y
@@ -87,9 +97,10 @@ def model_config(kind: str, depth: int) -> dict:
 
 
 def bench_train_step(model_cfg: dict, batch: dict, objective: ObjectiveConfig, renderer: RendererConfig,
-                     device: torch.device, steps: int, warmup: int, amp: str, channels_last: bool = False
-                     ) -> list[float]:
-    """Seconds of each of ``steps`` full training steps (forward, backward, Adam) after ``warmup`` steps."""
+                     device: torch.device, steps: int, warmup: int, amp: str, channels_last: bool = False,
+                     flops: list[int] | None = None) -> list[float]:
+    """Seconds of each of ``steps`` full training steps (forward, backward, Adam) after ``warmup`` steps; with a list
+    ``flops``, one more (untimed) step's counted FLOPs are appended to it (:func:`counted_flops`)."""
     model = build_model(model_cfg).to(device)
     if model_cfg["kind"] == "kdbts":
         model.configure("joint", student_photometric=False)  # the costlier recipe: everything trains
@@ -108,13 +119,62 @@ def bench_train_step(model_cfg: dict, batch: dict, objective: ObjectiveConfig, r
         _sync(device)
         if i >= warmup:
             times.append(time.perf_counter() - start)
+    if flops is not None:
+        def step():
+            out = training_step(model, batch, objective, renderer, gen)
+            optimizer.zero_grad(set_to_none=True)
+            out.loss.total.backward()
+
+        flops.append(counted_flops(step))
     return times
+
+
+def machine_peaks(device: torch.device, size: int = 2048, copy_mb: int = 256, repeats: int = 5) -> dict[str, float]:
+    """The machine's own limits with the current thread setting: the float32 matmul rate (``size`` x ``size``
+    products, best of ``repeats``) in GFLOP/s and the memory bandwidth of a ``copy_mb`` MB tensor copy (bytes read
+    plus written, best of ``repeats``) in GB/s."""
+    a = torch.randn(size, size, device=device)
+    b = torch.randn(size, size, device=device)
+    x = torch.empty(copy_mb * 2**20 // 4, device=device).uniform_()
+    y = torch.empty_like(x)
+    best_mm = best_copy = math.inf
+    for _ in range(repeats + 1):  # the first of each is a warm-up
+        _sync(device)
+        start = time.perf_counter()
+        torch.mm(a, b)
+        _sync(device)
+        best_mm = min(best_mm, time.perf_counter() - start)
+        start = time.perf_counter()
+        y.copy_(x)
+        _sync(device)
+        best_copy = min(best_copy, time.perf_counter() - start)
+    return {"matmul_gflops": 2 * size**3 / best_mm / 1e9, "copy_gbps": 2 * x.numel() * 4 / best_copy / 1e9}
+
+
+def counted_flops(fn) -> int:
+    """The FLOPs ``torch.utils.flop_counter`` counts for one call of ``fn`` (matmuls and convolutions, forward and
+    backward where ``fn`` runs one)."""
+    counter = FlopCounterMode(display=False)
+    with counter:
+        fn()
+    return int(counter.get_total_flops())
+
+
+def sampling_bytes(num_points: int, num_views: int, channels: int, bytes_per_value: int = 4) -> int:
+    """The memory traffic of bilinear feature sampling: four texels of every channel read per point and view, and
+    the sampled token written (the least any implementation must move when the feature map is not in cache)."""
+    return num_points * num_views * channels * bytes_per_value * (4 + 1)
+
+
+def share(rate: float, peak: float) -> float:
+    return round(rate / peak, 4) if peak > 0 else math.nan
 
 
 @torch.no_grad()
 def bench_density(model_cfg: dict, height: int, width: int, num_points: int, device: torch.device,
-                  repeats: int) -> float:
-    """Seconds for the densities of ``num_points`` points from one already encoded image (eval mode)."""
+                  repeats: int, flops: list[int] | None = None) -> float:
+    """Seconds for the densities of ``num_points`` points from one already encoded image (eval mode); with a list
+    ``flops``, one more query's counted FLOPs are appended to it."""
     model = build_model(model_cfg).to(device).eval()
     batch = synthetic_batch(1, height, width, device)
     encoded: EncodedViews = model.encode(batch["images"], batch["intrinsics"], batch["cam_to_world"], [0])
@@ -128,7 +188,10 @@ def bench_density(model_cfg: dict, height: int, width: int, num_points: int, dev
     for _ in range(repeats):
         query_density(fn, points, 100_000)
     _sync(device)
-    return (time.perf_counter() - start) / repeats
+    seconds = (time.perf_counter() - start) / repeats
+    if flops is not None:
+        flops.append(counted_flops(lambda: query_density(fn, points, 100_000)))
+    return seconds
 
 
 def bench_view_sampling(h: int, w: int, num_views: int, num_points: int, device: torch.device,
@@ -190,6 +253,9 @@ def main(argv: list[str] | None = None) -> None:
     renderer = RendererConfig(num_samples=a.samples)
     machine = (torch.cuda.get_device_name() if device.type == "cuda"
                else f"{cpu_model()}, {os.cpu_count()} cores, {a.threads} threads, torch {torch.__version__}")
+    peaks = machine_peaks(device)
+    print(json.dumps({"what": "machine_peaks", **{k: round(v, 1) for k, v in peaks.items()}, "machine": machine}),
+          flush=True)
     for kind in [m for m in a.models if m != "none"]:
         # Paper configurations: BTS batch 16 with 4096 rays, MVBTS / KDBTS batch 8 with 2048 rays (3 encoded views).
         batch_size = a.batch_size or ((16 if kind == "bts" else 8) if device.type == "cuda" else 1)
@@ -200,8 +266,9 @@ def main(argv: list[str] | None = None) -> None:
             for amp, layout in itertools.product(a.amp, a.channels_last):
                 if device.type == "cuda":
                     torch.cuda.reset_peak_memory_stats()
+                flops: list[int] = []
                 times = bench_train_step(model_config(kind, a.depth), batch, objective, renderer, device, a.steps,
-                                         a.warmup, amp, layout == "true")
+                                         a.warmup, amp, layout == "true", flops=flops)
                 sec = statistics.median(times)
                 rays = batch_size * objective.rays_per_element
                 print(json.dumps({"what": f"{kind}_train_step", "size": size, "batch_size": batch_size, "amp": amp,
@@ -210,10 +277,18 @@ def main(argv: list[str] | None = None) -> None:
                                   "seconds_per_step": round(sec, 3),
                                   "spread_s": [round(min(times), 3), round(max(times), 3)],
                                   "rays_per_s": round(rays / sec), "peak_memory_mb": round(_peak_memory_mb(device)),
+                                  "gflop_per_step": round(flops[0] / 1e9, 2),
+                                  "share_of_matmul_peak": share(flops[0] / sec / 1e9, peaks["matmul_gflops"]),
                                   "machine": machine}), flush=True)
     h, w = (int(x) for x in a.sizes[0].split("x"))
-    sec = bench_density(model_config("bts", a.depth), h, w, 1_000_000, device, repeats=2)
+    density_flops: list[int] = []
+    sec = bench_density(model_config("bts", a.depth), h, w, 1_000_000, device, repeats=2, flops=density_flops)
+    traffic = sampling_bytes(1_000_000, 1, build_model(model_config("bts", a.depth)).encoder.feature_dim)
     print(json.dumps({"what": "bts_density_1M_points", "size": a.sizes[0], "seconds": round(sec, 3),
+                      "gflop": round(density_flops[0] / 1e9, 2),
+                      "share_of_matmul_peak": share(density_flops[0] / sec / 1e9, peaks["matmul_gflops"]),
+                      "sampling_gb": round(traffic / 1e9, 2),
+                      "share_of_copy_bandwidth": share(traffic / sec / 1e9, peaks["copy_gbps"]),
                       "machine": machine}), flush=True)
     batched, looped = bench_view_sampling(h, w, 3, 200_000, device)
     print(json.dumps({"what": "view_tokens_3_views_200k_points", "size": a.sizes[0], "batched_s": round(batched, 4),

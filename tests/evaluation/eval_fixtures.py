@@ -106,3 +106,19 @@ def write_kitti_raw_tree(root: Path, frames: dict[int, np.ndarray], split_lines:
     lines = split_lines if split_lines is not None else [f"{DATE}/{DRIVE} {f:010d} l" for f in frames]
     (root / "split.txt").write_text("\n".join(lines) + "\n")
     return RawTree(root, p02, r_rect, velo)
+
+
+# A tiny BTS configuration and the occupancy entry point as a subprocess, shared by the evaluation tests.
+TINY_MODEL = {"kind": "bts", "encoder": {"depth": 18, "pretrained": False, "on_missing_weights": "error",
+                                         "decoder_widths": [32, 32, 64, 128, 256], "feature_dim": 64},
+              "field": {"hidden_dim": 16, "num_freqs": 6, "freq_factor": 1.5, "code_near": 3.0, "code_far": 80.0}}
+
+
+def run_occupancy_entry(args, tmp_path):
+    import os  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    env = {**os.environ, "BTS_CACHE_DIR": str(tmp_path / "cache")}
+    return subprocess.run([sys.executable, "evaluation/occupancy.py", *args], cwd=Path(__file__).resolve().parents[2],
+                          env=env, capture_output=True, text=True, timeout=300)

@@ -14,7 +14,8 @@ from bts.checkpoints.format import save_checkpoint
 from bts.models.factory import build_model
 from bts.rendering.renderer import RendererConfig, render_depth
 from evaluation.protocols import DepthMap, lookup_pixels, visible_from_depth
-from tests.evaluation.test_occupancy_eval import TINY_MODEL, _run_entry
+from tests.evaluation.eval_fixtures import run_occupancy_entry as _run_entry
+from tests.evaluation.eval_fixtures import TINY_MODEL
 
 H, W = 12, 40
 INTRINSICS = torch.tensor([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 1.0]])  # normalised

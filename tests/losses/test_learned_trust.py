@@ -16,7 +16,7 @@ from bts.rendering.compositing import composite
 from bts.rendering.renderer import RendererConfig
 from bts.training.config import TrainConfig
 from bts.training.objective import ObjectiveConfig, training_step
-from tests.losses.test_trust import _two_surface_rays
+from tests.losses.rays import _two_surface_rays
 from tests.training.helpers import debug_config
 
 

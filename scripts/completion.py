@@ -79,6 +79,17 @@ def _metrics(folder: Path, with_auc: bool) -> dict[str, Any]:
     return row
 
 
+def pipeline(a: argparse.Namespace) -> tuple[Path, Runner, str, list[str]]:
+    """What the experiment scripts share: ``--smoke``'s one frame and no validation, the output folder, the stage
+    runner, the interpreter and the evaluations' frame selection."""
+    if a.smoke:
+        a.max_frames = 1
+        a.override += ["trainer.validate_every=1000", "trainer.val_samples=1"]
+    out = a.out.resolve()
+    limit = [f"frame_stride={a.frame_stride}"] + ([f"max_frames={a.max_frames}"] if a.max_frames is not None else [])
+    return out, Runner(out, a.force, a.dry_run, jobs=a.jobs), sys.executable, limit
+
+
 def _mean(values: list[float]) -> float:
     finite = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
     return float(np.mean(finite)) if finite else math.nan
@@ -125,13 +136,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     budgets = sorted(set(a.budgets))
     if budgets[0] < 1 or any(b % budgets[0] for b in budgets):
         raise ValueError(f"--budgets {budgets}: every budget must be a positive multiple of the smallest one")
-    if a.smoke:
-        a.max_frames = 1
-        a.override += ["trainer.validate_every=1000", "trainer.val_samples=1"]
-    out = a.out.resolve()
-    runner = Runner(out, a.force, a.dry_run, jobs=a.jobs)
-    py = sys.executable
-    limit = [f"frame_stride={a.frame_stride}"] + ([f"max_frames={a.max_frames}"] if a.max_frames is not None else [])
+    out, runner, py, limit = pipeline(a)
 
     def evaluate(name: str, checkpoint: Path, folder: Path, extra: tuple[str, ...] = ()) -> None:
         runner.stage(f"evaluate {name}", folder / "results.json",

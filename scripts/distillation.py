@@ -40,8 +40,8 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bts.results import write_json  # noqa: E402
-from scripts.completion import CEILINGS, _f, _mean, occluded_auc  # noqa: E402
-from scripts.reproduce import Runner, _slug, machine  # noqa: E402
+from scripts.completion import CEILINGS, _f, _mean, _metrics, pipeline  # noqa: E402
+from scripts.reproduce import _slug, machine  # noqa: E402
 
 #: KDBTS variants: name -> the kd overrides (the paper's recipe is ``paper``).
 VARIANTS: dict[str, tuple[str, ...]] = {
@@ -56,15 +56,6 @@ VARIANTS: dict[str, tuple[str, ...]] = {
 TEACHERS = ("stereo", "seeing")
 COLUMNS = (("exact", "ie_acc"), ("exact", "ie_rec"), ("exact", "o_acc"), ("exact", "occluded_auc"),
            ("bts", "ie_acc"), ("bts", "ie_rec"), ("bts", "o_acc"))
-
-
-def _metrics(folder: Path) -> dict[str, Any]:
-    result = json.loads((folder / "results.json").read_text())
-    row = {"exact": dict(result["metrics"].get("exact", {})), "bts": result["metrics"].get("bts", {}),
-           "frames": result["frames"]}
-    if (folder / "predictions.npz").is_file():
-        row["exact"]["occluded_auc"] = occluded_auc(folder)
-    return row
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -92,13 +83,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if getattr(a, key) is None:
             setattr(a, key, 2 if a.smoke else default)
     bts_steps = a.bts_steps if a.bts_steps is not None else a.teacher_steps + a.student_steps
-    if a.smoke:
-        a.max_frames = 1
-        a.override += ["trainer.validate_every=1000", "trainer.val_samples=1"]
-    out = a.out.resolve()
-    runner = Runner(out, a.force, a.dry_run, jobs=a.jobs)
-    py = sys.executable
-    limit = [f"frame_stride={a.frame_stride}"] + ([f"max_frames={a.max_frames}"] if a.max_frames is not None else [])
+    out, runner, py, limit = pipeline(a)
 
     def train(run: str, config: str, steps: int, extra: list[str]) -> Path:
         runner.stage(f"train {run}", out / run / "stage_done.json",
@@ -178,10 +163,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return {}
 
     for row in rows:
-        row.update(_metrics(row["folder"]))
+        row.update(_metrics(row["folder"], with_auc=True))
         row["command"] = runner.stages.get(f"evaluate {row.pop('stage')}", {}).get("command", "")
         row["folder"] = str(row["folder"].relative_to(out))
-    fixed = [{"name": name, **_metrics(folder)} for name, folder in baselines]
+    fixed = [{"name": name, **_metrics(folder, with_auc=False)} for name, folder in baselines]
     compared = [{"kind": kind, "question": q, "key": key, **json.loads(target.read_text())}
                 for kind, q, key, _, _, target in comparisons]
     trainings = {k: v for k, v in runner.stages.items() if k.startswith("train ")}

@@ -43,3 +43,13 @@ class PositionalEncoding(nn.Module):
         flat = x.reshape(-1, 1, x.shape[-1])
         embedded = torch.sin(torch.addcmul(self.phases, flat, self.freqs)).reshape(*shape, -1)
         return torch.cat([x, embedded], dim=-1) if self.include_input else embedded
+
+    def channels_first_parts(self, x: Float[Tensor, "D ..."]) -> list[Tensor]:
+        """The encoding of points laid out channels-outermost (``[D, ...]``), as the parts ``[x, sin/cos block]``
+        whose concatenation along dim 0 is ``forward``'s ``[..., E]`` with its last dimension moved first: the same
+        values in the same channel order."""
+        d, rest = x.shape[0], x.shape[1:]
+        flat = x.reshape(1, d, -1)
+        embedded = torch.sin(torch.addcmul(self.phases.view(-1, 1, 1), flat, self.freqs.view(-1, 1, 1)))
+        embedded = embedded.reshape(-1, *rest)
+        return [x, embedded] if self.include_input else [embedded]

@@ -32,5 +32,5 @@ class SingleViewField(nn.Module):
 
     def forward(self, points: Float[Tensor, "B N 3"], encoded: EncodedViews, view: int = 0) -> DensityOutput:
         tokens = view_tokens(points, encoded.select([view]), self.encoding, self.code_near, self.code_far)
-        raw = self.head(tokens.tokens[:, 0]).squeeze(-1)
+        raw = self.head(tokens.of_view(0)).squeeze(-1)
         return DensityOutput(F.softplus(raw), raw, tokens.invalid[:, 0])

@@ -2,6 +2,13 @@
 (docs/method.md §1.2-1.3).
 
 All views are handled in one batched projection and one ``grid_sample`` call, never a Python loop over views.
+
+The feature sampling is the original's ``grid_sample(bilinear, border, align_corners=False)``, value for value, made
+fast on the CPU in two ways (BENCHMARKS.md, "Feature sampling"): the maps are read channels-last (every texel's
+channels contiguous, so a point reads four short runs of memory instead of one scattered value per channel: about
+3-4x faster, bit-identical), and the backward pass scatters each point's gradient into the four texels' rows of a
+channels-last gradient (``index_add_``) instead of ``grid_sample``'s backward kernel (about 3x faster; the same
+sums in another order, so equal to float rounding).
 """
 
 from __future__ import annotations
@@ -17,6 +24,11 @@ from bts.fields.encoding import PositionalEncoding, inverse_depth_code
 from bts.geometry import PinholeCamera, invert_rigid, transform_points
 
 
+def channels_last(features: Float[Tensor, "B V C h w"]) -> Tensor:
+    """The same maps with the channel dimension innermost in memory (a no-op when it already is)."""
+    return features.movedim(2, -1).contiguous().movedim(-1, 2)
+
+
 @dataclass(frozen=True)
 class EncodedViews:
     """Feature maps of encoded images with their cameras (a returned value, never state on a module)."""
@@ -27,7 +39,9 @@ class EncodedViews:
 
     @classmethod
     def create(cls, features: Tensor, intrinsics: Tensor, cam_to_world: Tensor) -> EncodedViews:
-        return cls(features, intrinsics, invert_rigid(cam_to_world))
+        """``features`` are stored channels-last (each texel's channels contiguous; the shape is unchanged), the
+        layout the feature sampling reads fast (module docstring)."""
+        return cls(channels_last(features), intrinsics, invert_rigid(cam_to_world))
 
     @property
     def num_views(self) -> int:
@@ -35,15 +49,34 @@ class EncodedViews:
 
     def select(self, views: list[int] | tuple[int, ...]) -> EncodedViews:
         idx = list(views)
+        if idx and idx == list(range(idx[0], idx[0] + len(idx))):  # a run of views: a view, not a copy of the maps
+            part = slice(idx[0], idx[0] + len(idx))
+            return EncodedViews(self.features[:, part], self.intrinsics[:, part], self.world_to_cam[:, part])
         return EncodedViews(self.features[:, idx], self.intrinsics[:, idx], self.world_to_cam[:, idx])
 
 
 @dataclass(frozen=True)
 class ViewTokens:
-    """Per-view tokens ``[feature, encoding]`` of query points, with the out-of-frustum flags."""
+    """Per-view tokens ``[feature, encoding]`` of query points, with the out-of-frustum flags.
 
-    tokens: Float[Tensor, "B V N D"]
+    Stored channels-outermost, ``channels [D, B, V, N]`` (points innermost, as the sampling and the encoding
+    produce them); ``tokens`` is the ``[B, V, N, D]`` view of it that the heads take. ``MLP`` recognises that view
+    and runs each layer as one matrix product on it, so the tokens are never transposed in memory.
+    """
+
+    channels: Float[Tensor, "D B V N"]
     invalid: Bool[Tensor, "B V N"]
+
+    @property
+    def tokens(self) -> Float[Tensor, "B V N D"]:
+        return self.channels.permute(1, 2, 3, 0)
+
+    def of_view(self, view: int) -> Float[Tensor, "B N D"]:
+        """The tokens of one view, ``tokens[:, view]``, selected in the channels-outermost memory (so that its
+        gradient keeps that layout; for a single view a reshaping view whose gradient needs no zero-filled copy)."""
+        if self.channels.shape[2] == 1 and view in (0, -1):
+            return self.channels.squeeze(2).permute(1, 2, 0)
+        return self.channels[:, :, view].permute(1, 2, 0)
 
 
 def project_to_views(points: Float[Tensor, "B N 3"], encoded: EncodedViews):
@@ -54,17 +87,78 @@ def project_to_views(points: Float[Tensor, "B N 3"], encoded: EncodedViews):
 
 
 def sample_features(features: Float[Tensor, "B V C h w"], uv: Float[Tensor, "B V N 2"]) -> Tensor:
-    """Bilinear features at ``uv`` (``align_corners=False``, border padding): ``[B, V, N, C]``."""
+    """Bilinear features at ``uv`` (``align_corners=False``, border padding): ``[B, V, N, C]`` (a view of the
+    channel-first result)."""
+    return sample_features_channels_first(features, uv).transpose(-1, -2)
+
+
+def sample_features_channels_first(features: Float[Tensor, "B V C h w"], uv: Float[Tensor, "B V N 2"]) -> Tensor:
+    """:func:`sample_features` as ``[B, V, C, N]``, ``grid_sample``'s own layout (no copy)."""
     b, v, c, h, w = features.shape
     grid = uv.reshape(b * v, -1, 1, 2)
-    out = F.grid_sample(features.reshape(b * v, c, h, w), grid, mode="bilinear", padding_mode="border",
-                        align_corners=False)
-    return out.reshape(b, v, c, -1).transpose(-1, -2)
+    maps = features.reshape(b * v, c, h, w).contiguous(memory_format=torch.channels_last)
+    if grid.requires_grad:  # gradients for the sample positions too: grid_sample's own backward
+        out = _grid_sample(maps, grid)
+    else:
+        out = _BorderBilinear.apply(maps, grid)
+    return out.reshape(b, v, c, -1)
+
+
+def _grid_sample(maps: Tensor, grid: Tensor) -> Tensor:
+    return F.grid_sample(maps, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def bilinear_texels(grid: Float[Tensor, "M N 1 2"], h: int, w: int) -> tuple[Tensor, Tensor]:
+    """The texels ``grid_sample(bilinear, border, align_corners=False)`` reads for each point and their weights:
+    rows ``[M*N, 4]`` into the channels-last table ``[M*h*w, C]`` of ``M`` maps, and the bilinear weights
+    ``[M*N, 4]``. Texel coordinates are ``x = ((u + 1) w - 1) / 2`` clamped to ``[0, w - 1]`` (border padding);
+    the neighbours are ``floor(x)`` and ``floor(x) + 1`` (clamped to the map; its weight is 0 there)."""
+    m, n = grid.shape[:2]
+    uv = grid.reshape(m, n, 2)
+    x = (((uv[..., 0] + 1.0) * w - 1.0) * 0.5).clamp(0.0, w - 1)
+    y = (((uv[..., 1] + 1.0) * h - 1.0) * 0.5).clamp(0.0, h - 1)
+    x0, y0 = x.floor(), y.floor()
+    fx, fy = x - x0, y - y0
+    x0, y0 = x0.long(), y0.long()
+    x1, y1 = (x0 + 1).clamp_max(w - 1), (y0 + 1).clamp_max(h - 1)
+    base = (torch.arange(m, device=grid.device) * (h * w)).view(m, 1)
+    row0, row1 = base + y0 * w, base + y1 * w
+    rows = torch.stack([row0 + x0, row0 + x1, row1 + x0, row1 + x1], dim=-1).reshape(-1, 4)
+    gx, gy = 1.0 - fx, 1.0 - fy
+    weights = torch.stack([gx * gy, fx * gy, gx * fy, fx * fy], dim=-1).reshape(-1, 4)
+    return rows, weights
+
+
+class _BorderBilinear(torch.autograd.Function):
+    """``grid_sample`` forward (bit for bit); the features' gradient scattered row-wise into a channels-last map."""
+
+    @staticmethod
+    def forward(ctx, maps: Tensor, grid: Tensor) -> Tensor:
+        ctx.save_for_backward(grid)
+        ctx.map_shape = maps.shape
+        return _grid_sample(maps, grid)
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):
+        (grid,) = ctx.saved_tensors
+        m, c, h, w = ctx.map_shape
+        if not ctx.needs_input_grad[0]:
+            return None, None
+        rows, weights = bilinear_texels(grid, h, w)
+        weights = weights.to(grad_out.dtype)
+        per_point = grad_out.reshape(m, c, -1).transpose(1, 2).reshape(-1, c).contiguous()  # [M*N, C]
+        table = grad_out.new_zeros(m * h * w, c)
+        for k in range(4):
+            table.index_add_(0, rows[:, k], per_point * weights[:, k:k + 1])
+        return table.view(m, h, w, c).permute(0, 3, 1, 2), None
 
 
 def view_tokens(points: Float[Tensor, "B N 3"], encoded: EncodedViews, encoding: PositionalEncoding,
                 code_near: float, code_far: float) -> ViewTokens:
-    """Tokens ``[f_v ; gamma(u_v, v_v, d_v)]`` of every point in every encoded view (feature first)."""
+    """Tokens ``[f_v ; gamma(u_v, v_v, d_v)]`` of every point in every encoded view (feature first), built
+    channels-outermost (``ViewTokens.channels``) with one concatenation of whole blocks."""
     uv, z, invalid = project_to_views(points, encoded)
-    code = encoding(torch.cat([uv, inverse_depth_code(z, code_near, code_far).unsqueeze(-1)], dim=-1))
-    return ViewTokens(torch.cat([sample_features(encoded.features, uv), code], dim=-1), invalid)
+    b, v, n = z.shape
+    coords = torch.stack([uv[..., 0], uv[..., 1], inverse_depth_code(z, code_near, code_far)])  # [3, B, V, N]
+    features = sample_features_channels_first(encoded.features, uv).permute(2, 0, 1, 3)  # [C, B, V, N], a view
+    return ViewTokens(torch.cat([features, *encoding.channels_first_parts(coords)]), invalid)

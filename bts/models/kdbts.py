@@ -97,7 +97,7 @@ class KDBTSModel(nn.Module):
         return encode_views(self.encoder, images, intrinsics, cam_to_world, views, flip)
 
     def _student(self, tokens) -> DensityOutput:
-        raw = self.student_head(tokens.tokens[:, 0]).squeeze(-1)
+        raw = self.student_head(tokens.of_view(0)).squeeze(-1)
         return DensityOutput(F.softplus(raw), raw, tokens.invalid[:, 0])
 
     def density(self, points: Float[Tensor, "B N 3"], encoded: EncodedViews) -> DensityOutput:

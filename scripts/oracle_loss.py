@@ -17,6 +17,10 @@ batches and the same random draws (frame split, flip, patches, depth jitter: one
 - ``depth_plus_2m``: the truth in the input view's sight; hidden space occupied exactly up to 2 m behind the
   surface (the ground complete).
 
+Besides the loss terms, the photometric term is reported over the patches of the perspective loss frames and of the
+fisheye loss frames apart (``photometric_perspective``, ``photometric_fisheye``): which cameras' rays prefer which
+field.
+
 ``--checkpoint`` adds trained BTS models (eval mode, no gradients) on the same draws: how far a trained model's
 loss is from the truth's says whether training stopped short of a better optimum or sits where the loss cannot tell.
 
@@ -50,6 +54,7 @@ from bts.fields import EncodedViews
 from bts.geometry.cameras import PinholeCamera
 from bts.geometry.transforms import transform_points
 from bts.inference import load_model
+from bts.losses import photometric_loss
 from bts.rendering.renderer import RendererConfig
 from bts.training.engine import objective_config
 from bts.training.objective import training_step
@@ -169,11 +174,28 @@ def score(cfg: dict, fields: list[str], batches: int, seed: int, thin_m: float, 
             with torch.no_grad():
                 out = training_step(model, batch, objective, renderer,
                                     generator=torch.Generator().manual_seed(seed * 100_003 + index))
-            values = {"total": float(out.loss.total), **{k: float(v) for k, v in out.loss.terms.items()}}
+            values = {"total": float(out.loss.total), **{k: float(v) for k, v in out.loss.terms.items()},
+                      **by_camera(out, objective.ssim_weight)}
             per_batch[name].append(values)
         log(f"batch {index + 1}/{batches}: " + ", ".join(f"{n} {per_batch[n][-1]['total']:.5f}" for n in names)
             + f" ({time.perf_counter() - start:.0f} s)")
     return summarise(per_batch)
+
+
+FISHEYE_VIEWS = 4  # views 4-7 of a datapoint are the fisheyes (bts/models/views.py's order)
+
+
+def by_camera(out, ssim_weight: float) -> dict[str, float]:
+    """The photometric term over the loss patches of the perspective views (0-3) and of the fisheye views (4-7)
+    apart (each the loss's own masked mean, over that kind's pixels): which cameras prefer which field."""
+    per_pixel = photometric_loss(out.rendered, out.target, out.ray_mask, ssim_weight=ssim_weight).per_pixel
+    kept = per_pixel.where(~out.ray_mask, per_pixel.new_zeros(()))  # [B, P, ps, ps]
+    fisheye = out.patch_views >= FISHEYE_VIEWS  # [B, P]
+    values = {}
+    for name, chosen in (("photometric_perspective", ~fisheye), ("photometric_fisheye", fisheye)):
+        if bool(chosen.any()):
+            values[name] = float(kept[chosen].mean())
+    return values
 
 
 def summarise(per_batch: dict[str, list[dict[str, float]]]) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from bts.models.contract import Batch, DistillingModel, FieldModel
 from bts.rendering import Rays, gather_patches, make_patches, patch_rays, sample_colours, sample_patches, to_patches
 from bts.rendering.pixels import RAY_POSITIONS, check_patches
 from bts.rendering.renderer import RendererConfig, RenderOutput, render_colours, render_rays
-from bts.training.views import ViewGroup, num_views, split_frames, view_groups
+from bts.training.views import ViewGroup, grouped_views, num_views, split_frames, view_groups
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,7 @@ class StepOutput:
     ray_mask: Tensor  # [B, P, ps, ps], True where the ray is masked
     encoded: EncodedViews
     metrics: dict[str, Tensor] = field(default_factory=dict)  # logged beside the loss terms, not optimised
+    patch_views: Tensor | None = None  # [B, P]: the datapoint view (docs/method.md §3.1 order) of every loss patch
 
 
 def _patches_per_group(total: int, groups: list[ViewGroup], patch_size: int) -> list[int]:
@@ -99,12 +100,13 @@ def _patches_per_group(total: int, groups: list[ViewGroup], patch_size: int) -> 
 
 
 def sample_loss_rays(groups: list[ViewGroup], config: ObjectiveConfig, generator: torch.Generator | None,
-                     patches: list[tuple[Tensor, Tensor, Tensor]] | None = None) -> tuple[Rays, Tensor]:
-    """Rays through random patches of the loss frames and their target colours ``[B, P, 3, ps, ps]``.
+                     patches: list[tuple[Tensor, Tensor, Tensor]] | None = None) -> tuple[Rays, Tensor, Tensor]:
+    """Rays through random patches of the loss frames, their target colours ``[B, P, 3, ps, ps]`` and the frame of
+    every patch ``[B, P]`` (an index into all groups' frames, one group after the other).
 
     ``patches``: the ``(frame, top, left)`` of every group's patches, instead of drawing them.
     """
-    rays, targets = [], []
+    rays, targets, frames, offset = [], [], [], 0
     b = groups[0].images.shape[0]
     device = groups[0].images.device
     if patches is not None and len(patches) != len(groups):
@@ -125,8 +127,10 @@ def sample_loss_rays(groups: list[ViewGroup], config: ObjectiveConfig, generator
                                    ray_positions=config.ray_positions, device=device)
         rays.append(patch_rays(drawn, group.camera, group.cam_to_world))
         targets.append(gather_patches(group.images, drawn))
+        frames.append(drawn.frame.to(device) + offset)
+        offset += group.num_frames
     joined = Rays(*(torch.cat([getattr(r, f) for r in rays], dim=1) for f in ("origins", "directions", "valid")))
-    return joined, torch.cat(targets, dim=1)
+    return joined, torch.cat(targets, dim=1), torch.cat(frames, dim=1)
 
 
 def training_step(model: FieldModel, batch: Batch, config: ObjectiveConfig, renderer: RendererConfig,
@@ -170,7 +174,8 @@ def training_step(model: FieldModel, batch: Batch, config: ObjectiveConfig, rend
             out = model.density(points, encoded, **given)
         return out.sigma, out.invalid
 
-    rays, target = sample_loss_rays(view_groups(batch, loss_views), config, generator, draws.patches)
+    rays, target, patch_frames = sample_loss_rays(view_groups(batch, loss_views), config, generator, draws.patches)
+    patch_views = torch.tensor(grouped_views(batch, loss_views), device=patch_frames.device)[patch_frames]
     render = render_rays(density_fn, rays, renderer, jitter=True, generator=generator, distances=draws.distances)
     b, r, k = render.weights.shape
     points = render.points.reshape(b, r * k, 3)
@@ -215,4 +220,4 @@ def training_step(model: FieldModel, batch: Batch, config: ObjectiveConfig, rend
         if kd.coverage() is not None:
             metrics["kd_coverage"] = torch.tensor(kd.coverage())
     return StepOutput(combine_losses(terms, config.weights), rays, render, rendered, target, ray_mask, encoded,
-                      metrics)
+                      metrics, patch_views)

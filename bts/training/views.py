@@ -30,6 +30,13 @@ def num_views(batch: dict) -> int:
     return batch["images"].shape[1] + (batch["fisheye_images"].shape[1] if "fisheye_images" in batch else 0)
 
 
+def grouped_views(batch: dict, views: list[int]) -> list[int]:
+    """``views`` in the order :func:`view_groups` lays their frames out one group after the other (pinhole views,
+    then native fisheye views): entry ``i`` is the datapoint view of the ``i``-th frame over all groups."""
+    n_pin = batch["images"].shape[1]
+    return [v for v in views if v < n_pin] + [v for v in views if v >= n_pin]
+
+
 def view_groups(batch: dict, views: list[int]) -> list[ViewGroup]:
     """The given views as at most two groups (pinhole, native fisheye); images mapped to ``[0, 1]``."""
     n_pin = batch["images"].shape[1]

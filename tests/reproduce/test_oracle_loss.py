@@ -65,3 +65,39 @@ def test_summary_differences_and_command_line_errors(tmp_path):
     with pytest.raises(ValueError, match="unknown oracle field 'hollow'"):
         oracle_loss.OracleField(tmp_path, "hollow")
     json.dumps(out)
+
+
+def test_every_loss_patch_knows_its_view_and_the_camera_split_adds_up(synthetic_root):
+    """``StepOutput.patch_views`` names the view each loss patch was cast from (its rays start at that view's
+    camera centre), and the per-camera photometric terms of the diagnostic recombine into the loss's own term."""
+    from torch.utils.data import DataLoader
+
+    from bts.rendering.renderer import RendererConfig
+    from bts.training.engine import objective_config
+    from bts.training.objective import training_step
+    from datasets.factory import build_dataset, dataset_root
+
+    cfg = _cfg(synthetic_root)
+    dataset = build_dataset(cfg["data"], cfg["paths"], "train", train=True)
+    batch = next(iter(DataLoader(dataset, batch_size=2, num_workers=0)))
+    field = oracle_loss.OracleField(dataset_root(cfg["data"], cfg["paths"]), "truth")
+    field.sequences = [dataset.datapoints[int(j)][0] for j in batch["index"]]
+    field.world_from_view0 = batch["world_from_view0"].double()
+    objective = objective_config(cfg)
+    with torch.no_grad():
+        out = training_step(field, batch, objective, RendererConfig(**cfg["renderer"]),
+                            generator=torch.Generator().manual_seed(3))
+    b, p = out.patch_views.shape
+    ps = objective.patch_size
+    origins = out.rays.origins.reshape(b, p, ps * ps, 3)[:, :, 0]
+    centres = batch["cam_to_world"][torch.arange(b)[:, None], out.patch_views, :3, 3]
+    torch.testing.assert_close(origins, centres.to(origins.dtype), atol=1e-4, rtol=0)
+    views = set(out.patch_views.unique().tolist())
+    assert len(views) > 1 and views <= set(range(batch["cam_to_world"].shape[1]))
+
+    split = oracle_loss.by_camera(out, objective.ssim_weight)
+    assert set(split) == {"photometric_perspective", "photometric_fisheye"}  # both kinds cast loss patches
+    fisheye = float((out.patch_views >= oracle_loss.FISHEYE_VIEWS).float().mean())
+    combined = (split.get("photometric_perspective", 0.0) * (1 - fisheye)
+                + split.get("photometric_fisheye", 0.0) * fisheye)
+    assert combined == pytest.approx(float(out.loss.terms["photometric"]), rel=1e-5)

@@ -29,7 +29,7 @@ from bts.rendering.renderer import RendererConfig
 from bts.training.objective import ObjectiveConfig
 from bts.training.supervised import SupervisedConfig
 
-AMP_MODES = ("none", "bf16", "fp16")
+AMP_MODES = ("none", "bf16", "fp16", "auto")  # auto: bf16 where the device has native bf16 kernels, else none
 OBJECTIVES = ("photometric", "supervised")
 
 

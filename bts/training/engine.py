@@ -100,7 +100,27 @@ def _to_device(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
-AMP_DTYPES = dict(zip(AMP_MODES, (None, torch.bfloat16, torch.float16), strict=True))
+AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 natively: a CUDA device with bf16 support, or a CPU with AVX512-BF16 or AMX
+    (where the bf16 encoder is 1.3-1.96x faster than float32, BENCHMARKS.md; elsewhere oneDNN emulates bf16 and it
+    is slower)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        cpu = torch.cpu
+        checks = [getattr(cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+        return any(bool(check()) for check in checks if check is not None)
+    return False
+
+
+def resolve_amp(amp: str, device: torch.device) -> str:
+    """``trainer.amp`` with ``auto`` resolved: ``bf16`` where :func:`native_bf16`, else ``none``."""
+    if amp == "auto":
+        return "bf16" if native_bf16(device) else "none"
+    return amp
 
 
 def fused_adam(device: torch.device) -> bool:
@@ -113,9 +133,11 @@ def fused_adam(device: torch.device) -> bool:
 def encoder_precision(amp: str, device: torch.device) -> torch.dtype | None:
     """The encoder's compute dtype for ``trainer.amp`` (``ImageEncoder.compute_dtype``): mixed precision covers the
     convolutional encoder only, where the time is; rays, projections, the field and the losses stay float32.
-    bf16 runs on CUDA and on CPUs (fast where the CPU has native bf16 kernels: AVX512-BF16 or AMX); fp16 needs CUDA."""
+    bf16 runs on CUDA and on CPUs (fast where the CPU has native bf16 kernels: AVX512-BF16 or AMX); fp16 needs CUDA;
+    ``auto`` is bf16 where the device has native bf16 kernels and float32 elsewhere (:func:`resolve_amp`)."""
+    amp = resolve_amp(amp, device)
     if amp not in AMP_DTYPES:
-        raise ValueError(f"trainer.amp must be one of {list(AMP_DTYPES)}, got {amp!r}")
+        raise ValueError(f"trainer.amp must be one of {list(AMP_MODES)}, got {amp!r}")
     if amp == "fp16" and device.type != "cuda":
         raise ValueError(f"trainer.amp=fp16 needs a CUDA device (this run is on {device.type}); use bf16 or none")
     return AMP_DTYPES[amp]
@@ -162,6 +184,8 @@ def build_parts(cfg: TrainConfig, device: torch.device) -> TrainingParts:
         prepare_distillation(model, cfg, resuming=bool(cfg.trainer.resume_from))
     t = cfg.trainer
     model.encoder.use_fast_path(encoder_precision(t.amp, device), t.channels_last)
+    if t.amp == "auto":
+        log.info("trainer.amp=auto: the encoder runs in %s on %s", resolve_amp(t.amp, device), device.type)
     trainee = idist.auto_model(Trainee(model, cfg.objective, cfg.renderer))
     optimizer = idist.auto_optim(torch.optim.Adam(trainee.parameters(), lr=t.lr, fused=fused_adam(device)))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(t.lr_step, t.lr_gamma, t.warmup_steps))

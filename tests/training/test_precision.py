@@ -73,3 +73,17 @@ def test_precision_choices_are_checked():
         encoder_precision("fp16", torch.device("cpu"))
     with pytest.raises(ValueError, match="trainer.amp must be one of"):
         encoder_precision("bfloat16", torch.device("cpu"))
+
+
+def test_amp_auto_picks_bf16_only_where_the_device_has_native_bf16(monkeypatch):
+    from bts.training import engine
+
+    cpu = torch.device("cpu")
+    for native in (True, False):
+        monkeypatch.setattr(engine, "native_bf16", lambda device, native=native: native)
+        assert engine.resolve_amp("auto", cpu) == ("bf16" if native else "none")
+        assert engine.encoder_precision("auto", cpu) == (torch.bfloat16 if native else None)
+    assert engine.resolve_amp("none", cpu) == "none" and engine.resolve_amp("bf16", cpu) == "bf16"
+    assert isinstance(engine.native_bf16(cpu), bool)
+    with pytest.raises(ValueError, match="trainer.amp must be one of"):
+        engine.encoder_precision("fp8", cpu)

@@ -55,6 +55,7 @@ from bts.geometry.cameras import PinholeCamera
 from bts.geometry.transforms import transform_points
 from bts.inference import load_model
 from bts.losses import photometric_loss
+from bts.models.views import FISHEYE_VIEWS
 from bts.rendering.renderer import RendererConfig
 from bts.training.engine import objective_config
 from bts.training.objective import training_step
@@ -182,7 +183,6 @@ def score(cfg: dict, fields: list[str], batches: int, seed: int, thin_m: float, 
     return summarise(per_batch)
 
 
-FISHEYE_VIEWS = 4  # views 4-7 of a datapoint are the fisheyes (bts/models/views.py's order)
 
 
 def by_camera(out, ssim_weight: float) -> dict[str, float]:
@@ -190,7 +190,7 @@ def by_camera(out, ssim_weight: float) -> dict[str, float]:
     apart (each the loss's own masked mean, over that kind's pixels): which cameras prefer which field."""
     per_pixel = photometric_loss(out.rendered, out.target, out.ray_mask, ssim_weight=ssim_weight).per_pixel
     kept = per_pixel.where(~out.ray_mask, per_pixel.new_zeros(()))  # [B, P, ps, ps]
-    fisheye = out.patch_views >= FISHEYE_VIEWS  # [B, P]
+    fisheye = torch.isin(out.patch_views, torch.tensor(FISHEYE_VIEWS))  # [B, P]
     values = {}
     for name, chosen in (("photometric_perspective", ~fisheye), ("photometric_fisheye", fisheye)):
         if bool(chosen.any()):

@@ -7,6 +7,9 @@ that order (``datasets/kitti_360/frames.py``) re-exports these names.
 
 from __future__ import annotations
 
+#: The fisheye views of the standard order (the rest, 0-3, are perspective).
+FISHEYE_VIEWS: tuple[int, ...] = (4, 5, 6, 7)
+
 # Named subsets of the standard 8 views (indices into the order above), used for encoder views everywhere.
 VIEW_SUBSETS: dict[str, tuple[int, ...]] = {
     "mono": (0,),

@@ -58,8 +58,10 @@ def sample_patches(
     exclusive_bound: bool = False,
     ray_positions: str = "centres",
     device: torch.device | str | None = None,
+    frame_weights: Tensor | None = None,
 ) -> PatchBatch:
-    """Draw ``num_patches`` patches per batch element, each from a uniformly chosen frame.
+    """Draw ``num_patches`` patches per batch element, each from a uniformly chosen frame (or one drawn with
+    probabilities proportional to ``frame_weights [num_frames]``).
 
     The top-left corner is uniform with row in ``[0, H - ps]`` and column in ``[0, W - ps]``, both inclusive, so
     every pixel can be covered. ``exclusive_bound`` reproduces the original's ``[0, H - ps)`` range, which never
@@ -87,7 +89,14 @@ def sample_patches(
     if height - patch_size + extra < 1 or width - patch_size + extra < 1:
         raise ValueError(f"no valid exclusive-bound corner for patch size {patch_size} in {height}x{width}")
     shape = (batch_size, num_patches)
-    frame = torch.randint(0, num_frames, shape, generator=generator)
+    if frame_weights is None:
+        frame = torch.randint(0, num_frames, shape, generator=generator)
+    else:
+        if frame_weights.shape != (num_frames,) or bool((frame_weights < 0).any()) or not frame_weights.sum() > 0:
+            raise ValueError(f"frame_weights must be {num_frames} non-negative weights, not all zero; got "
+                             f"{frame_weights.tolist()}")
+        frame = torch.multinomial(frame_weights.double().cpu().expand(batch_size, -1), num_patches,
+                                  replacement=True, generator=generator)
     top = torch.randint(0, height - patch_size + extra, shape, generator=generator)
     left = torch.randint(0, width - patch_size + extra, shape, generator=generator)
     return make_patches(frame, top, left, patch_size, height, width, ray_positions=ray_positions, device=device)

@@ -21,6 +21,7 @@ from bts.losses.distillation import DistillationAccumulator
 from bts.losses.learned_trust import learned_trust_terms
 from bts.losses.trust import held_out_frames, photometric_mask
 from bts.models.contract import Batch, DistillingModel, FieldModel
+from bts.models.views import FISHEYE_VIEWS
 from bts.rendering import Rays, gather_patches, make_patches, patch_rays, sample_colours, sample_patches, to_patches
 from bts.rendering.pixels import RAY_POSITIONS, check_patches
 from bts.rendering.renderer import RendererConfig, RenderOutput, render_colours, render_rays
@@ -38,11 +39,18 @@ class ObjectiveConfig:
     ssim_weight: float = 0.85
     exclusive_patch_bound: bool = False  # True reproduces the original's never-sampled last row and column
     ray_positions: str = "centres"  # align_corners: the original's rays through linspace(-1, 1) (pixels.py)
+    # The share of the loss patches cast from the fisheye loss frames (views 4-7), the rest from the perspective ones;
+    # None: as the frames are counted (half each with the standard 8 views; the paper's). A recipe variant of the
+    # synthetic city's completion study (docs/reproduce/oracle_loss.md: the fisheye rays prefer the true scene to
+    # its hidden-space shadow, the perspective rays the reverse).
+    fisheye_share: float | None = None
     weights: LossWeights = field(default_factory=LossWeights)
 
     def __post_init__(self):
         if self.ray_positions not in RAY_POSITIONS:
             raise ValueError(f"loss.ray_positions must be one of {list(RAY_POSITIONS)}, got {self.ray_positions!r}")
+        if self.fisheye_share is not None and not 0.0 <= self.fisheye_share <= 1.0:
+            raise ValueError(f"loss.fisheye_share must be null or in [0, 1], got {self.fisheye_share!r}")
 
 
 @dataclass(frozen=True)
@@ -99,12 +107,31 @@ def _patches_per_group(total: int, groups: list[ViewGroup], patch_size: int) -> 
     return counts
 
 
+def _fisheye_weights(groups: list[ViewGroup], frame_views: list[int], share: float) -> list[Tensor]:
+    """Per group, the drawing weight of each frame such that ``share`` of all patches come from the fisheye views
+    (``FISHEYE_VIEWS``), spread evenly over them, and the rest evenly over the perspective views."""
+    fisheye = [v in FISHEYE_VIEWS for v in frame_views]
+    kinds = {"fisheye": sum(fisheye), "perspective": len(fisheye) - sum(fisheye)}
+    for kind, wanted in (("fisheye", share), ("perspective", 1.0 - share)):
+        if wanted > 0 and kinds[kind] == 0:
+            raise ValueError(f"loss.fisheye_share={share} asks for {kind} loss patches, but the loss frames "
+                             f"(views {frame_views}) hold no {kind} view (fisheyes are views {list(FISHEYE_VIEWS)})")
+    per_frame = [share / kinds["fisheye"] if f else (1.0 - share) / max(kinds["perspective"], 1) for f in fisheye]
+    out, start = [], 0
+    for group in groups:
+        out.append(torch.tensor(per_frame[start:start + group.num_frames], dtype=torch.float64))
+        start += group.num_frames
+    return out
+
+
 def sample_loss_rays(groups: list[ViewGroup], config: ObjectiveConfig, generator: torch.Generator | None,
-                     patches: list[tuple[Tensor, Tensor, Tensor]] | None = None) -> tuple[Rays, Tensor, Tensor]:
+                     patches: list[tuple[Tensor, Tensor, Tensor]] | None = None,
+                     frame_views: list[int] | None = None) -> tuple[Rays, Tensor, Tensor]:
     """Rays through random patches of the loss frames, their target colours ``[B, P, 3, ps, ps]`` and the frame of
     every patch ``[B, P]`` (an index into all groups' frames, one group after the other).
 
-    ``patches``: the ``(frame, top, left)`` of every group's patches, instead of drawing them.
+    ``patches``: the ``(frame, top, left)`` of every group's patches, instead of drawing them. ``frame_views``: the
+    datapoint view of every frame (all groups, in order), which ``loss.fisheye_share`` needs.
     """
     rays, targets, frames, offset = [], [], [], 0
     b = groups[0].images.shape[0]
@@ -112,6 +139,15 @@ def sample_loss_rays(groups: list[ViewGroup], config: ObjectiveConfig, generator
     if patches is not None and len(patches) != len(groups):
         raise ValueError(f"given patches for {len(patches)} groups of loss frames, the batch has {len(groups)}")
     counts = _patches_per_group(config.rays_per_element, groups, config.patch_size)
+    weights: list[Tensor | None] = [None] * len(groups)
+    if config.fisheye_share is not None and patches is None:
+        if frame_views is None:
+            raise ValueError("loss.fisheye_share needs the loss frames' views (frame_views)")
+        weights = _fisheye_weights(groups, frame_views, config.fisheye_share)
+        total = sum(counts)
+        mass = [float(w.sum()) for w in weights]
+        counts = [int(total * m) for m in mass]
+        counts[max(range(len(counts)), key=lambda j: mass[j])] += total - sum(counts)
     for i, (group, count) in enumerate(zip(groups, counts)):
         h, w = group.images.shape[-2:]
         if patches is not None:
@@ -124,7 +160,7 @@ def sample_loss_rays(groups: list[ViewGroup], config: ObjectiveConfig, generator
         else:
             drawn = sample_patches(count, config.patch_size, h, w, group.num_frames, generator, batch_size=b,
                                    exclusive_bound=config.exclusive_patch_bound,
-                                   ray_positions=config.ray_positions, device=device)
+                                   ray_positions=config.ray_positions, device=device, frame_weights=weights[i])
         rays.append(patch_rays(drawn, group.camera, group.cam_to_world))
         targets.append(gather_patches(group.images, drawn))
         frames.append(drawn.frame.to(device) + offset)
@@ -174,8 +210,10 @@ def training_step(model: FieldModel, batch: Batch, config: ObjectiveConfig, rend
             out = model.density(points, encoded, **given)
         return out.sigma, out.invalid
 
-    rays, target, patch_frames = sample_loss_rays(view_groups(batch, loss_views), config, generator, draws.patches)
-    patch_views = torch.tensor(grouped_views(batch, loss_views), device=patch_frames.device)[patch_frames]
+    frame_views = grouped_views(batch, loss_views)
+    rays, target, patch_frames = sample_loss_rays(view_groups(batch, loss_views), config, generator, draws.patches,
+                                                  frame_views)
+    patch_views = torch.tensor(frame_views, device=patch_frames.device)[patch_frames]
     render = render_rays(density_fn, rays, renderer, jitter=True, generator=generator, distances=draws.distances)
     b, r, k = render.weights.shape
     points = render.points.reshape(b, r * k, 3)

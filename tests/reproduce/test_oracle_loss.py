@@ -67,9 +67,9 @@ def test_summary_differences_and_command_line_errors(tmp_path):
     json.dumps(out)
 
 
-def test_every_loss_patch_knows_its_view_and_the_camera_split_adds_up(synthetic_root):
-    """``StepOutput.patch_views`` names the view each loss patch was cast from (its rays start at that view's
-    camera centre), and the per-camera photometric terms of the diagnostic recombine into the loss's own term."""
+def _oracle_step(root, seed=3, **objective_changes):
+    import dataclasses
+
     from torch.utils.data import DataLoader
 
     from bts.rendering.renderer import RendererConfig
@@ -77,16 +77,24 @@ def test_every_loss_patch_knows_its_view_and_the_camera_split_adds_up(synthetic_
     from bts.training.objective import training_step
     from datasets.factory import build_dataset, dataset_root
 
-    cfg = _cfg(synthetic_root)
+    cfg = _cfg(root)
+    cfg["loss"]["rays_per_element"] = 1024
     dataset = build_dataset(cfg["data"], cfg["paths"], "train", train=True)
     batch = next(iter(DataLoader(dataset, batch_size=2, num_workers=0)))
     field = oracle_loss.OracleField(dataset_root(cfg["data"], cfg["paths"]), "truth")
     field.sequences = [dataset.datapoints[int(j)][0] for j in batch["index"]]
     field.world_from_view0 = batch["world_from_view0"].double()
-    objective = objective_config(cfg)
+    objective = dataclasses.replace(objective_config(cfg), **objective_changes)
     with torch.no_grad():
         out = training_step(field, batch, objective, RendererConfig(**cfg["renderer"]),
-                            generator=torch.Generator().manual_seed(3))
+                            generator=torch.Generator().manual_seed(seed))
+    return out, batch, objective
+
+
+def test_every_loss_patch_knows_its_view_and_the_camera_split_adds_up(synthetic_root):
+    """``StepOutput.patch_views`` names the view each loss patch was cast from (its rays start at that view's
+    camera centre), and the per-camera photometric terms of the diagnostic recombine into the loss's own term."""
+    out, batch, objective = _oracle_step(synthetic_root)
     b, p = out.patch_views.shape
     ps = objective.patch_size
     origins = out.rays.origins.reshape(b, p, ps * ps, 3)[:, :, 0]
@@ -97,7 +105,24 @@ def test_every_loss_patch_knows_its_view_and_the_camera_split_adds_up(synthetic_
 
     split = oracle_loss.by_camera(out, objective.ssim_weight)
     assert set(split) == {"photometric_perspective", "photometric_fisheye"}  # both kinds cast loss patches
-    fisheye = float((out.patch_views >= oracle_loss.FISHEYE_VIEWS).float().mean())
+    fisheye = float(torch.isin(out.patch_views, torch.tensor(oracle_loss.FISHEYE_VIEWS)).float().mean())
     combined = (split.get("photometric_perspective", 0.0) * (1 - fisheye)
                 + split.get("photometric_fisheye", 0.0) * fisheye)
     assert combined == pytest.approx(float(out.loss.terms["photometric"]), rel=1e-5)
+
+
+def test_fisheye_share_sets_where_the_loss_patches_come_from(synthetic_root):
+    """``loss.fisheye_share``: that share of the loss patches from the fisheye views (views 4-7), the rest from the
+    perspective ones; ``null`` keeps the frame-proportional draw (half each with 8 views)."""
+    fisheye = torch.tensor(oracle_loss.FISHEYE_VIEWS)
+    for share in (0.0, 1.0):
+        out, _, _ = _oracle_step(synthetic_root, fisheye_share=share)
+        assert bool(torch.isin(out.patch_views, fisheye).all()) == (share == 1.0)
+        assert bool(torch.isin(out.patch_views, fisheye).any()) == (share == 1.0)
+    out, _, _ = _oracle_step(synthetic_root, fisheye_share=0.75)
+    drawn = float(torch.isin(out.patch_views, fisheye).float().mean())  # 2 x 16 patches, binomial spread
+    assert 0.55 <= drawn <= 0.95
+    plain, _, _ = _oracle_step(synthetic_root)
+    assert set(plain.patch_views.unique().tolist()) - set(range(4))  # the default draws fisheye patches too
+    with pytest.raises(ValueError, match="fisheye_share"):
+        _oracle_step(synthetic_root, fisheye_share=1.5)

@@ -78,7 +78,12 @@ class Runner:
     Inside ``with runner.batch():`` stages are queued and run when the block ends, up to ``jobs`` at once: with
     ``jobs > 1`` each gets ``OMP_NUM_THREADS=1`` (unless the environment sets it; two PyTorch processes with two
     threads each on a 2-core machine run several times slower than one at a time) and writes its output to
-    ``<out>/logs/<stage>.log`` instead of the console. A block that queued one stage runs it as ``stage()`` would."""
+    ``<out>/logs/<stage>.log`` instead of the console. A block that queued one stage runs it as ``stage()`` would.
+
+    A training stage (``marker``) that was interrupted resumes: when its ``hydra.run.dir`` holds a
+    ``checkpoints/last.pt`` and the stage is not done, the run continues from it (``trainer.resume_from``, which
+    gives the parameters and step of an uninterrupted run; ``tests/training/test_train_bts.py``). The recorded
+    command stays the plain one; ``resumed_from`` names the checkpoint. ``--force`` starts afresh."""
 
     def __init__(self, out: Path, force: bool, dry_run: bool = False, jobs: int = 1):
         if jobs < 1:
@@ -86,7 +91,7 @@ class Runner:
         self.out, self.force, self.dry_run, self.jobs = out, force, dry_run, jobs
         self.stages_file = out / "stages.json"
         self.stages: dict[str, Any] = json.loads(self.stages_file.read_text()) if self.stages_file.is_file() else {}
-        self._queue: list[tuple[str, Path, list[str], bool]] | None = None
+        self._queue: list[tuple[str, Path, list[str], bool, list[str]]] | None = None
         self._lock = threading.Lock()
 
     def stage(self, name: str, done: Path, command: list[str], marker: bool = False) -> None:
@@ -99,10 +104,25 @@ class Runner:
                 self.stages[name] = recorded if "command" in recorded else {"seconds": None,
                                                                            "command": portable_command(command)}
             return
+        recorded = command
+        if marker and not self.force:
+            command = self._resumed(command)
         if self._queue is not None:
-            self._queue.append((name, done, command, marker))
+            self._queue.append((name, done, command, marker, recorded))
             return
-        self._run(name, done, command, marker, log=None)
+        self._run(name, done, command, marker, recorded, log=None)
+
+    @staticmethod
+    def _resumed(command: list[str]) -> list[str]:
+        """``command`` continued from its own run folder's last checkpoint, if an interrupted run left one."""
+        run_dirs = [arg.split("=", 1)[1] for arg in command if arg.startswith("hydra.run.dir=")]
+        if not run_dirs:
+            return command
+        last = Path(run_dirs[-1]) / "checkpoints" / "last.pt"
+        if not last.is_file():
+            return command
+        kept = [arg for arg in command if not arg.startswith("trainer.resume_from=")]
+        return [*kept, f"trainer.resume_from={last}"]
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
@@ -126,8 +146,11 @@ class Runner:
         if failed:
             raise failed[0]
 
-    def _run(self, name: str, done: Path, command: list[str], marker: bool, log: Path | None) -> None:
-        print(f"[reproduce] {name}: {' '.join(command)}" + (f" (log: {log})" if log else ""), flush=True)
+    def _run(self, name: str, done: Path, command: list[str], marker: bool, recorded: list[str],
+             log: Path | None) -> None:
+        resumed = command != recorded
+        print(f"[reproduce] {name}: {' '.join(command)}" + (f" (log: {log})" if log else "")
+              + (" (resuming the interrupted run)" if resumed else ""), flush=True)
         if self.dry_run:
             return
         start = time.perf_counter()
@@ -141,7 +164,9 @@ class Runner:
                     raise RuntimeError(f"stage {name!r} failed; its output is in {log}")
         seconds = time.perf_counter() - start
         with self._lock:
-            self.stages[name] = {"seconds": round(seconds, 1), "command": portable_command(command)}
+            self.stages[name] = {"seconds": round(seconds, 1), "command": portable_command(recorded)}
+            if resumed:
+                self.stages[name]["resumed_from"] = portable_command([command[-1].split("=", 1)[1]])
             self.out.mkdir(parents=True, exist_ok=True)
             self.stages_file.write_text(json.dumps(self.stages, indent=2))
             if marker:

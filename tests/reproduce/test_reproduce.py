@@ -136,6 +136,33 @@ def test_runner_keeps_the_command_of_a_stage_done_outside_it(tmp_path):
     assert ran.read_text() == "x" and runner.stages["write"]["seconds"] >= 0
 
 
+def test_an_interrupted_training_stage_resumes_from_its_last_checkpoint(tmp_path):
+    """A training stage whose run folder holds a last checkpoint but no marker continues from it; the recorded
+    command stays the plain one and ``resumed_from`` names the checkpoint; ``--force`` starts afresh."""
+    from scripts.reproduce import Runner
+
+    run = tmp_path / "bts"
+    run.mkdir()  # a training run creates its folder
+    argv_file = tmp_path / "argv.json"
+    script = f"import json, sys; json.dump(sys.argv[1:], open({str(argv_file)!r}, 'w'))"
+    command = [sys.executable, "-c", script, f"hydra.run.dir={run}", "trainer.resume_from=earlier.pt"]
+    runner = Runner(tmp_path, force=False)
+    runner.stage("train fresh", run / "stage_done.json", command, marker=True)
+    assert json.loads(argv_file.read_text())[-1] == "trainer.resume_from=earlier.pt"  # nothing of its own yet
+    (run / "stage_done.json").unlink()
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "last.pt").write_text("x")
+    runner.stage("train bts", run / "stage_done.json", command, marker=True)
+    argv = json.loads(argv_file.read_text())
+    assert argv[-1] == f"trainer.resume_from={run / 'checkpoints' / 'last.pt'}"
+    assert "trainer.resume_from=earlier.pt" not in argv
+    assert runner.stages["train bts"]["command"].endswith("trainer.resume_from=earlier.pt")
+    assert runner.stages["train bts"]["resumed_from"] == str(run / "checkpoints" / "last.pt")
+    (run / "stage_done.json").unlink()
+    Runner(tmp_path, force=True).stage("train bts", run / "stage_done.json", command, marker=True)
+    assert json.loads(argv_file.read_text())[-1] == "trainer.resume_from=earlier.pt"
+
+
 def test_recorded_commands_name_no_folder_of_this_machine(tmp_path):
     """Results files are committed: the interpreter is recorded as ``python`` and the repository's paths relative
     to its root; a path outside the repository (the user's choice) is kept."""

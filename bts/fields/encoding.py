@@ -44,7 +44,7 @@ class PositionalEncoding(nn.Module):
         embedded = torch.sin(torch.addcmul(self.phases, flat, self.freqs)).reshape(*shape, -1)
         return torch.cat([x, embedded], dim=-1) if self.include_input else embedded
 
-    def channels_first_parts(self, x: Float[Tensor, "D ..."]) -> list[Tensor]:
+    def channels_outermost_parts(self, x: Float[Tensor, "D ..."]) -> list[Tensor]:
         """The encoding of points laid out channels-outermost (``[D, ...]``), as the parts ``[x, sin/cos block]``
         whose concatenation along dim 0 is ``forward``'s ``[..., E]`` with its last dimension moved first: the same
         values in the same channel order."""

@@ -158,7 +158,6 @@ def view_tokens(points: Float[Tensor, "B N 3"], encoded: EncodedViews, encoding:
     """Tokens ``[f_v ; gamma(u_v, v_v, d_v)]`` of every point in every encoded view (feature first), built
     channels-outermost (``ViewTokens.channels``) with one concatenation of whole blocks."""
     uv, z, invalid = project_to_views(points, encoded)
-    b, v, n = z.shape
     coords = torch.stack([uv[..., 0], uv[..., 1], inverse_depth_code(z, code_near, code_far)])  # [3, B, V, N]
     features = sample_features_channels_first(encoded.features, uv).permute(2, 0, 1, 3)  # [C, B, V, N], a view
-    return ViewTokens(torch.cat([features, *encoding.channels_first_parts(coords)]), invalid)
+    return ViewTokens(torch.cat([features, *encoding.channels_outermost_parts(coords)]), invalid)

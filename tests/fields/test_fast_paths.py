@@ -79,7 +79,7 @@ def test_channel_first_tokens_and_mlp_give_the_row_layout_values():
     encoding = PositionalEncoding(3, 6, 1.5)
     coords = torch.randn(2, 3, 50, 3, generator=gen) * 3
     rows = encoding(coords)
-    parts = encoding.channels_first_parts(coords.movedim(-1, 0).contiguous())
+    parts = encoding.channels_outermost_parts(coords.movedim(-1, 0).contiguous())
     outermost = torch.cat(parts)  # [39, 2, 3, 50]
     assert torch.equal(outermost.movedim(0, -1), rows)
 

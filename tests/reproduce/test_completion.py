@@ -69,6 +69,27 @@ def test_dry_run_with_encoder_pretraining_starts_the_chosen_models_from_it(capsy
     assert "model.encoder.weights" not in train["[reproduce] train supervised_seed0"]
 
 
+def test_dry_run_on_the_validation_sequence_from_given_encoder_weights(capsys, tmp_path):
+    sys.path.insert(0, str(REPO))
+    from scripts.completion import main
+
+    weights = tmp_path / "materials.pt"
+    with pytest.raises(FileNotFoundError, match="--encoder-weights"):
+        main(["--dry-run", "--out", str(tmp_path), "--encoder-weights", str(weights)])
+    weights.write_text("x")
+    with pytest.raises(ValueError, match="exclude each other"):
+        main(["--dry-run", "--out", str(tmp_path), "--encoder-weights", str(weights), "--encoder-pretraining", "5"])
+    main(["--dry-run", "--no-kyn", "--out", str(tmp_path), "--seeds", "0", "--budgets", "10", "--split", "val",
+          "--encoder-weights", str(weights), "--pretrained-models", "bts"])
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[reproduce]")]
+    assert not any("pretrain_encoder" in line for line in lines)
+    train = {line.split(":")[0]: line for line in lines if "train.py" in line}
+    assert f"model.encoder.weights={weights.resolve()}" in train["[reproduce] train bts_seed0"]
+    assert "model.encoder.weights" not in train["[reproduce] train supervised_seed0"]
+    evaluations = [line for line in lines if "evaluation/occupancy.py" in line]
+    assert evaluations and all(" split=val" in line for line in evaluations)
+
+
 @pytest.mark.slow
 def test_completion_smoke_runs_every_stage(synthetic_root, tmp_path):
     out = tmp_path / "completion"

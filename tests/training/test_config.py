@@ -194,7 +194,7 @@ def test_the_engine_takes_only_the_typed_config(synthetic_root, tmp_path):
 
 def test_train_py_names_a_bad_key(tmp_path, synthetic_root):
     for override, expected in (("trainer.lrr=1", "trainer.lrr"),
-                               ("trainer.amp=fp8", "trainer.amp must be one of ['none', 'bf16', 'fp16']")):
+                               ("trainer.amp=fp8", "trainer.amp must be one of ['none', 'bf16', 'fp16', 'auto']")):
         done = run_train(["-cn", "bts", "preset=debug", f"data.root={synthetic_root}", override,
                           f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path, check=False)
         assert done.returncode != 0, override

@@ -54,7 +54,6 @@ from bts.fields import EncodedViews
 from bts.geometry.cameras import PinholeCamera
 from bts.geometry.transforms import transform_points
 from bts.inference import load_model
-from bts.losses import photometric_loss
 from bts.models.views import FISHEYE_VIEWS
 from bts.rendering.renderer import RendererConfig
 from bts.training.engine import objective_config
@@ -176,7 +175,7 @@ def score(cfg: dict, fields: list[str], batches: int, seed: int, thin_m: float, 
                 out = training_step(model, batch, objective, renderer,
                                     generator=torch.Generator().manual_seed(seed * 100_003 + index))
             values = {"total": float(out.loss.total), **{k: float(v) for k, v in out.loss.terms.items()},
-                      **by_camera(out, objective.ssim_weight)}
+                      **by_camera(out)}
             per_batch[name].append(values)
         log(f"batch {index + 1}/{batches}: " + ", ".join(f"{n} {per_batch[n][-1]['total']:.5f}" for n in names)
             + f" ({time.perf_counter() - start:.0f} s)")
@@ -185,10 +184,10 @@ def score(cfg: dict, fields: list[str], batches: int, seed: int, thin_m: float, 
 
 
 
-def by_camera(out, ssim_weight: float) -> dict[str, float]:
+def by_camera(out) -> dict[str, float]:
     """The photometric term over the loss patches of the perspective views (0-3) and of the fisheye views (4-7)
     apart (each the loss's own masked mean, over that kind's pixels): which cameras prefer which field."""
-    per_pixel = photometric_loss(out.rendered, out.target, out.ray_mask, ssim_weight=ssim_weight).per_pixel
+    per_pixel = out.photometric_per_pixel
     kept = per_pixel.where(~out.ray_mask, per_pixel.new_zeros(()))  # [B, P, ps, ps]
     fisheye = torch.isin(out.patch_views, torch.tensor(FISHEYE_VIEWS))  # [B, P]
     values = {}

@@ -94,15 +94,16 @@ class StepOutput:
     encoded: EncodedViews
     metrics: dict[str, Tensor] = field(default_factory=dict)  # logged beside the loss terms, not optimised
     patch_views: Tensor | None = None  # [B, P]: the datapoint view (docs/method.md §3.1 order) of every loss patch
+    photometric_per_pixel: Tensor | None = None  # [B, P, ps, ps]: the error the photometric term averages (unmasked)
 
 
-def _patches_per_group(total: int, groups: list[ViewGroup], patch_size: int) -> list[int]:
-    """Patches per group, proportional to its number of frames (so each frame is equally likely)."""
+def _patches_per_group(total: int, shares: list[float], patch_size: int) -> list[int]:
+    """Patches per group, proportional to its share (its number of frames, so that each frame is equally likely, or
+    its frames' drawing weights); the rounding remainder goes to the first group."""
     num_patches = total // (patch_size * patch_size)
     if num_patches < 1:
         raise ValueError(f"rays_per_element={total} is less than one {patch_size}x{patch_size} patch")
-    frames = [g.num_frames for g in groups]
-    counts = [num_patches * f // sum(frames) for f in frames]
+    counts = [int(num_patches * f // sum(shares)) for f in shares]
     counts[0] += num_patches - sum(counts)
     return counts
 
@@ -138,16 +139,14 @@ def sample_loss_rays(groups: list[ViewGroup], config: ObjectiveConfig, generator
     device = groups[0].images.device
     if patches is not None and len(patches) != len(groups):
         raise ValueError(f"given patches for {len(patches)} groups of loss frames, the batch has {len(groups)}")
-    counts = _patches_per_group(config.rays_per_element, groups, config.patch_size)
     weights: list[Tensor | None] = [None] * len(groups)
+    shares: list[float] = [g.num_frames for g in groups]
     if config.fisheye_share is not None and patches is None:
         if frame_views is None:
             raise ValueError("loss.fisheye_share needs the loss frames' views (frame_views)")
         weights = _fisheye_weights(groups, frame_views, config.fisheye_share)
-        total = sum(counts)
-        mass = [float(w.sum()) for w in weights]
-        counts = [int(total * m) for m in mass]
-        counts[max(range(len(counts)), key=lambda j: mass[j])] += total - sum(counts)
+        shares = [float(w.sum()) for w in weights]
+    counts = _patches_per_group(config.rays_per_element, shares, config.patch_size)
     for i, (group, count) in enumerate(zip(groups, counts)):
         h, w = group.images.shape[-2:]
         if patches is not None:
@@ -231,8 +230,9 @@ def training_step(model: FieldModel, batch: Batch, config: ObjectiveConfig, rend
     ray_mask = ray_mask.reshape(b, num_patches, ps, ps)
     rendered = to_patches(torch.cat(colours, dim=1).reshape(b, -1, num_patches, ps * ps, 3), ps)
     distance = render.distance.reshape(b, num_patches, ps, ps)
+    photometric = photometric_loss(rendered, target, ray_mask, ssim_weight=config.ssim_weight)
     terms = {
-        "photometric": photometric_loss(rendered, target, ray_mask, ssim_weight=config.ssim_weight).loss,
+        "photometric": photometric.loss,
         "smoothness": edge_aware_smoothness(distance, target, ray_mask),
     }
     metrics = {}
@@ -258,4 +258,4 @@ def training_step(model: FieldModel, batch: Batch, config: ObjectiveConfig, rend
         if kd.coverage() is not None:
             metrics["kd_coverage"] = torch.tensor(kd.coverage())
     return StepOutput(combine_losses(terms, config.weights), rays, render, rendered, target, ray_mask, encoded,
-                      metrics, patch_views)
+                      metrics, patch_views, photometric.per_pixel)

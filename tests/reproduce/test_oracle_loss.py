@@ -103,7 +103,7 @@ def test_every_loss_patch_knows_its_view_and_the_camera_split_adds_up(synthetic_
     views = set(out.patch_views.unique().tolist())
     assert len(views) > 1 and views <= set(range(batch["cam_to_world"].shape[1]))
 
-    split = oracle_loss.by_camera(out, objective.ssim_weight)
+    split = oracle_loss.by_camera(out)
     assert set(split) == {"photometric_perspective", "photometric_fisheye"}  # both kinds cast loss patches
     fisheye = float(torch.isin(out.patch_views, torch.tensor(oracle_loss.FISHEYE_VIEWS)).float().mean())
     combined = (split.get("photometric_perspective", 0.0) * (1 - fisheye)

@@ -40,6 +40,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from bts.fields import EncodedViews
 from bts.geometry import make_rigid, rotation_y
 from bts.models import build_model
+from bts.numerics import flush_subnormals
 from bts.rendering.renderer import RendererConfig, query_density
 from bts.training.engine import encoder_precision, fused_adam
 from bts.training.objective import ObjectiveConfig, training_step
@@ -101,6 +102,7 @@ def bench_train_step(model_cfg: dict, batch: dict, objective: ObjectiveConfig, r
                      flops: list[int] | None = None) -> list[float]:
     """Seconds of each of ``steps`` full training steps (forward, backward, Adam) after ``warmup`` steps; with a list
     ``flops``, one more (untimed) step's counted FLOPs are appended to it (:func:`counted_flops`)."""
+    torch.manual_seed(0)  # the same initial weights in every run: how many values are subnormal depends on them
     model = build_model(model_cfg).to(device)
     if model_cfg["kind"] == "kdbts":
         model.configure("joint", student_photometric=False)  # the costlier recipe: everything trains
@@ -247,12 +249,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--samples", type=int, default=64, help="samples per ray")
     p.add_argument("--channels-last", nargs="+", default=["false"], choices=["false", "true"],
                    help="the encoder's memory format(s) to measure (trainer.channels_last)")
+    p.add_argument("--flush-denormal", default="true", choices=["false", "true"],
+                   help="subnormal floats flushed to zero, as train.py does (trainer.flush_denormal; per process)")
     a = p.parse_args(argv)
+    flushed = flush_subnormals(a.flush_denormal == "true")  # before any tensor operation (bts/numerics.py)
     device = torch.device(a.device)
     torch.set_num_threads(a.threads)
     renderer = RendererConfig(num_samples=a.samples)
     machine = (torch.cuda.get_device_name() if device.type == "cuda"
-               else f"{cpu_model()}, {os.cpu_count()} cores, {a.threads} threads, torch {torch.__version__}")
+               else f"{cpu_model()}, {os.cpu_count()} cores, {a.threads} threads, torch {torch.__version__}, "
+                    f"subnormals {'flushed' if a.flush_denormal == 'true' else 'kept'}"
+                    f"{'' if flushed else ' (not on every thread)'}")
     peaks = machine_peaks(device)
     print(json.dumps({"what": "machine_peaks", **{k: round(v, 1) for k, v in peaks.items()}, "machine": machine}),
           flush=True)

@@ -31,6 +31,17 @@ def _private_cache_dir(tmp_path_factory):
     patch.undo()
 
 
+@pytest.fixture(autouse=True)
+def _subnormals_kept():
+    """A test that trains in-process turns on flushing of subnormal floats for the process's main thread
+    (``trainer.flush_denormal``, bts/numerics.py); turn it off after every test, so that no test sees a mode that
+    an earlier one left behind."""
+    yield
+    import torch
+
+    torch.set_flush_denormal(False)
+
+
 @pytest.fixture(scope="session")
 def synthetic_root(tmp_path_factory) -> Path:
     """Root of a tiny synthetic city tree in the KITTI-360 layout (read-only: copy it before modifying)."""

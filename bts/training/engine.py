@@ -30,6 +30,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from bts.models.factory import build_model, model_spec
+from bts.numerics import flush_subnormals, flushed_share
 from bts.rendering.renderer import RendererConfig
 from bts.training.config import AMP_MODES, TrainConfig
 from bts.training.handlers import CheckpointSaver, Logger, NonFiniteLoss, StepProgress, validate
@@ -232,6 +233,10 @@ def _training(local_rank: int, cfg: TrainConfig, run_dir: Path, build_datasets: 
               on_first_checkpoint: Callable[[], None] | None) -> None:
     rank, device = idist.get_rank(), idist.device()
     t = cfg.trainer
+    if not flush_subnormals(t.flush_denormal) and t.flush_denormal:
+        log.warning("trainer.flush_denormal: only %.0f %% of PyTorch's CPU work flushes subnormal floats (the CPU "
+                    "cannot, or worker threads started before the run; bts/numerics.py): the steps run slower",
+                    100 * flushed_share())
     if t.threads is not None:  # two processes with two threads each on two cores run 3-7x slower than one at a time
         torch.set_num_threads(t.threads)
     manual_seed(cfg.seed + rank)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import platform
 from pathlib import Path
 from typing import Any
 
@@ -43,3 +44,14 @@ def write_json(path: Path | str, value: Any, indent: int | None = 2) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(dumps(value, indent) + "\n")
     return path
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; the platform's machine type where that is not readable)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return f"{platform.machine()} CPU"

@@ -28,11 +28,9 @@ import itertools
 import json
 import math
 import os
-import platform
 import resource
 import statistics
 import time
-from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -41,6 +39,7 @@ from bts.fields import EncodedViews
 from bts.geometry import make_rigid, rotation_y
 from bts.models import build_model
 from bts.numerics import flush_subnormals
+from bts.results import cpu_model
 from bts.rendering.renderer import RendererConfig, query_density
 from bts.training.engine import encoder_precision, fused_adam
 from bts.training.objective import ObjectiveConfig, training_step
@@ -60,17 +59,6 @@ def synthetic_batch(batch_size: int, height: int, width: int, device: torch.devi
         "intrinsics": K_NORMALIZED.expand(batch_size, 8, 3, 3).clone().to(device),
         "cam_to_world": torch.stack(poses).expand(batch_size, 8, 4, 4).clone().to(device),
     }
-
-
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo``; the platform's machine type where that is not readable)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return f"{platform.machine()} CPU"
 
 
 def _sync(device: torch.device) -> None:

@@ -32,7 +32,6 @@ import concurrent.futures
 import contextlib
 import json
 import os
-import platform
 import subprocess
 import sys
 import threading
@@ -43,7 +42,7 @@ from typing import Any
 
 import torch
 
-from bts.results import write_json
+from bts.results import cpu_model, write_json
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -176,7 +175,7 @@ class Runner:
 
 def machine() -> str:
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, {gpu}"
+    return f"{cpu_model()}, {os.cpu_count()} CPU cores, {gpu}"
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

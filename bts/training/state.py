@@ -51,6 +51,15 @@ def config_differences(saved: Any, current: Any, prefix: str = "") -> list[str]:
     return [] if saved == current else [f"{prefix.rstrip('.')}: checkpoint {saved!r} != config {current!r}"]
 
 
+def _files_resolved(model_config: Any) -> Any:
+    """The model config with its encoder weights file as a resolved path, so that one file named relatively in one
+    config and absolutely in the other is the same config."""
+    encoder = model_config.get("encoder") if isinstance(model_config, dict) else None
+    if not isinstance(encoder, dict) or not isinstance(encoder.get("weights"), str):
+        return model_config
+    return {**model_config, "encoder": {**encoder, "weights": str(Path(encoder["weights"]).resolve())}}
+
+
 def save_training_state(path: Path, *, model_kind: str, model_config: dict, model, optimizer, scheduler,
                         engine) -> Path:
     state = engine.state_dict()
@@ -65,7 +74,7 @@ def restore_training_state(path: Path, *, model_kind: str, model_config: dict, m
                            engine) -> int:
     """Load a checkpoint written by :func:`save_training_state`; refuse one of another model or config."""
     data = load_checkpoint(path, kinds=(model_kind,))
-    diffs = config_differences(data["config"], model_config)
+    diffs = config_differences(_files_resolved(data["config"]), _files_resolved(model_config))
     if diffs:
         raise CheckpointError(f"{path} was trained with another model config: " + "; ".join(diffs))
     for key in ("optimizer", "lr_scheduler", "trainer"):

@@ -14,6 +14,7 @@ from bts import runs
 from bts.checkpoints.format import load_checkpoint
 from bts.training import engine as engine_module
 from bts.training.sampling import SeededItems, SeededRandomSampler
+from bts.training.state import _files_resolved, config_differences
 from tests.training import helpers
 from tests.training.helpers import debug_config, on_nth_call, train
 
@@ -258,3 +259,17 @@ def test_missing_imagenet_weights_stop_the_run_before_any_data_is_read(tmp_path,
     assert out.returncode == 1
     assert "ImageNet weights for ResNet-18 are not available" in out.stderr
     assert "no_such_tree" not in out.stderr.split("ImageNet weights")[1]  # the data root was not reached
+
+
+def test_a_resume_may_name_the_encoder_weights_file_by_another_path(tmp_path, monkeypatch):
+    """A run started with an absolute weights path resumes with a relative one to the same file (and not with
+    another file)."""
+    monkeypatch.chdir(tmp_path)
+    saved = {"kind": "bts", "encoder": {"depth": 18, "weights": str(tmp_path / "encoder.pt")}}
+    same = {"kind": "bts", "encoder": {"depth": 18, "weights": "encoder.pt"}}
+    other = {"kind": "bts", "encoder": {"depth": 18, "weights": "other.pt"}}
+    assert config_differences(_files_resolved(saved), _files_resolved(same)) == []
+    diffs = config_differences(_files_resolved(saved), _files_resolved(other))
+    assert len(diffs) == 1 and diffs[0].startswith("encoder.weights:")
+    unset = {"kind": "bts", "encoder": {"depth": 18, "weights": None}}
+    assert _files_resolved(unset) == unset

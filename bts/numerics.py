@@ -3,10 +3,10 @@
 Behind a surface the rendering's transmittance ``exp(-sum sigma delta)``, the weights built from it and their
 gradients fall below float32's smallest normal number (1.2e-38) long before they reach zero. x86 CPUs process such
 subnormal operands many times slower than normal ones (measured: an elementwise product 2.9x, the ReLU backward of
-MVBTS's fusion MLP 6.5x), and on randomly initialised MVBTS at the reproduction's configuration that costs 13-21 % of
-the training step (BENCHMARKS.md, "Subnormal floats"). The CPU's flush-to-zero / denormals-are-zero modes
-(``torch.set_flush_denormal``) read and write them as zero instead; only values below 1.2e-38 change, far below the
-float noise of any loss.
+MVBTS's fusion MLP 6.5x); at the reproduction's configuration flushing them makes the MVBTS step 4-19 % and the
+KDBTS step 22-24 % faster, and BTS not measurably (BENCHMARKS.md, "Subnormal floats"). The CPU's flush-to-zero /
+denormals-are-zero modes (``torch.set_flush_denormal``) read and write them as zero instead; only values below
+1.2e-38 change, far below the float noise of any loss.
 
 The mode is a property of each CPU thread. PyTorch's worker threads copy it from the main thread when they are
 created, at the first parallel operation of the process, and keep what they had after that. So

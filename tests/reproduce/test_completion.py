@@ -25,6 +25,19 @@ def test_completion_configs_compose_with_the_reproduction_preset(name):
     assert cfg.data.synthetic.sequences == 6 and cfg.data.synthetic.size == "small"
 
 
+def test_the_completion_preset_is_the_reproduction_with_every_loss_ray_from_the_fisheyes():
+    from hydra.errors import ConfigCompositionException
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
+        completion = OmegaConf.to_container(compose("bts", overrides=["preset=completion"]))
+        reproduce = OmegaConf.to_container(compose("bts", overrides=["preset=reproduce"]))
+        with pytest.raises(ConfigCompositionException, match="fisheye_share"):  # the bound has no photometric loss
+            compose("bts_supervised", overrides=["preset=completion"])
+    assert completion["loss"].pop("fisheye_share") == 1.0 and reproduce["loss"].pop("fisheye_share") is None
+    assert completion == reproduce
+
+
 def test_budgets_must_be_multiples_of_the_smallest(tmp_path):
     sys.path.insert(0, str(REPO))
     from scripts.completion import main
@@ -42,6 +55,8 @@ def test_dry_run_prints_every_stage(capsys, tmp_path):
     train = [line for line in lines if "train.py" in line]
     assert len(train) == 4 and sum("-cn bts_supervised" in line for line in train) == 2
     assert all("trainer.checkpoint_every=10" in line and "trainer.max_steps=30" in line for line in train)
+    assert all(("preset=reproduce" if "-cn bts_supervised" in line else "preset=completion") in line
+               for line in train)
     evals = [line for line in lines if "evaluation/occupancy.py" in line and "protocol=exact" in line]
     # 4 runs x 2 budgets, all empty, behind each BTS run's depth, and four exact ceilings
     assert len(evals) == 8 + 1 + 2 + 4
@@ -142,13 +157,17 @@ def test_included_runs_must_come_from_the_same_frames_and_budgets(tmp_path):
 
     empty = {"name": "all empty (baseline)", "exact": {"ie_acc": 0.466, "ie_rec": 1.0, "o_acc": 0.855}, "frames": 30}
     file = tmp_path / "other.json"
-    run = {"model": "supervised", "label": "supervised bound", "seed": 0, "points": []}
+    run = {"model": "supervised", "label": "supervised bound", "seed": 0,
+           "points": [{"steps": 150, "exact": {}}, {"steps": 450, "exact": {}}]}
     file.write_text(json.dumps({"budgets": [150, 450], "baselines": [empty], "runs": {"supervised_seed0": run}}))
     rows = included_runs(file, [empty], [150, 450])
     assert list(rows) == ["supervised_seed0 (other)"]
     assert rows["supervised_seed0 (other)"]["model"] == "supervised:other"
-    with pytest.raises(ValueError, match="budgets"):
-        included_runs(file, [empty], [150, 450, 1500])
+    assert list(included_runs(file, [empty], [150, 450, 1500])) == ["supervised_seed0 (other)"]  # ours go further
+    kept = included_runs(file, [empty], [150, 1500])["supervised_seed0 (other)"]["points"]  # or elsewhere
+    assert [p["steps"] for p in kept] == [150]
+    with pytest.raises(ValueError, match=r"budgets \[150, 450\] share none with this run's \[300\]"):
+        included_runs(file, [empty], [300])
     shifted = {**empty, "exact": {**empty["exact"], "ie_acc": 0.5}}
     with pytest.raises(ValueError, match=r"all-empty baseline differs .*\['ie_acc'\]"):
         included_runs(file, [shifted], [150, 450])
@@ -161,3 +180,47 @@ def empty_kyn_recall_is_one(summary) -> bool:
     """All empty predicts every point empty, under the kyn protocol too (where it has invisible empty points)."""
     kyn = summary["baselines"][0]["kyn"]
     return math.isnan(kyn["ie_rec"]) or kyn["ie_rec"] == 1.0
+
+
+def test_the_table_leaves_out_the_budgets_an_included_run_lacks():
+    from scripts.completion import markdown
+
+    def point(steps, ie_acc):
+        return {"steps": steps, "exact": {"ie_acc": ie_acc, "ie_rec": 0.5, "o_acc": 0.8, "occluded_auc": 0.6},
+                "bts": {"ie_acc": ie_acc, "ie_rec": 0.5, "o_acc": 0.8}}
+
+    runs = {"bts_seed0": {"model": "bts", "label": "BTS", "seed": 0, "points": [point(150, 0.4), point(300, 0.6)]},
+            "sup_seed0 (old)": {"model": "supervised:old", "label": "bound [old.json]", "seed": 0,
+                                "points": [point(150, 0.7)]}}
+    empty = {"name": "all empty (baseline)", "exact": {"ie_acc": 0.466, "ie_rec": 1.0, "o_acc": 0.855}}
+    summary = {"budgets": [150, 300], "runs": runs, "baselines": [empty], "stages": {}, "machine": "test",
+               "verdict": {"met": None}}
+    table = markdown(summary)
+    assert "| BTS | 150 | 0 | 0.400 (0.400)" in table and "| BTS | 300 | 0 | 0.600 (0.600)" in table
+    assert "| bound [old.json] | 150 | 0 | 0.700 (0.700)" in table and "| bound [old.json] | 300 |" not in table
+
+
+def test_the_verdict_compares_with_the_better_trivial_baseline_under_both_protocols():
+    from scripts.completion import markdown, verdict
+
+    def point(steps, exact, bts):
+        return {"steps": steps, "exact": {"ie_acc": exact[0], "ie_rec": exact[1]},
+                "bts": {"ie_acc": bts[0], "ie_rec": bts[1]}}
+
+    runs = {f"bts_seed{s}": {"model": "bts", "label": "BTS", "seed": s,
+                             "points": [point(100, (0.50 + 0.02 * s, 0.45), (0.60, 0.3))]} for s in (0, 1)}
+    baselines = [{"name": "all empty (baseline)", "exact": {"ie_acc": 0.46}, "bts": {"ie_acc": 0.21}},
+                 {"name": "behind BTS's depth, seed 0 (baseline)", "exact": {"ie_acc": 0.47}, "bts": {"ie_acc": 0.78}},
+                 {"name": "behind BTS's depth, seed 1 (baseline)", "exact": {"ie_acc": 0.49}, "bts": {"ie_acc": 0.80}}]
+    v = verdict(runs, baselines, 100)
+    # exact: BTS 0.51 against max(0.46, mean(0.47, 0.49) = 0.48): gain 0.03, IE_rec 0.45 -> met
+    assert v["met"] is True and v["best_trivial_ie_acc"] == pytest.approx(0.48) and v["gain"] == pytest.approx(0.03)
+    # bts protocol: 0.60 against the behind-depth baselines' 0.79
+    assert v["bts"]["met"] is False and v["bts"]["gain"] == pytest.approx(-0.19)
+    runs["bts_seed1"]["points"][0]["exact"]["ie_rec"] = 0.3  # mean IE_rec 0.375 < 0.4
+    assert verdict(runs, baselines, 100)["met"] is False
+    summary = {"budgets": [100], "runs": runs, "baselines": baselines, "stages": {}, "machine": "test",
+               "verdict": v}
+    table = markdown(summary)
+    assert "Target (BTS at 100 steps" in table and ": met (IE_acc 0.510 vs 0.480, gain +0.030" in table
+    assert "under the papers' `bts` protocol" in table and "not met (IE_acc 0.600 vs 0.790, gain -0.190" in table

@@ -46,3 +46,46 @@ def test_the_teacher_is_the_exact_scene(synthetic_root):
     assert occupied.any() and (~occupied).any()
     assert torch.equal(raw > 0, occupied)
     assert torch.nn.functional.softplus(raw[~occupied]).max() < 1e-12
+
+
+def test_the_study_dry_run_trains_each_loss_and_seed_and_evaluates_every_budget(capsys, tmp_path):
+    from scripts.perfect_teacher_study import main
+
+    main(["--dry-run", "--out", str(tmp_path), "--losses", "l1", "bce", "--seeds", "0", "1", "--budgets", "5", "15"])
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[reproduce]")]
+    train = [line for line in lines if "scripts.perfect_teacher" in line]
+    assert len(train) == 4 and sum("--loss l1 " in line for line in train) == 2
+    assert all("--steps 15 --checkpoint-every 5" in line and "preset=reproduce" in line for line in train)
+    evals = [line for line in lines if "evaluation/occupancy.py" in line]
+    assert len(evals) == 4 * 2 + 1 and sum("prediction=empty" in line for line in evals) == 1
+    assert all("protocol=exact" in line and "save_predictions=true" in line for line in evals)
+    with pytest.raises(ValueError, match="multiple"):
+        main(["--dry-run", "--out", str(tmp_path), "--budgets", "5", "12"])
+
+
+@pytest.mark.slow
+def test_the_study_smoke_runs_every_stage(synthetic_root, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    out = tmp_path / "study"
+    args = [sys.executable, "scripts/perfect_teacher_study.py", "--smoke", "--losses", "l1", "bce", "--seeds", "0",
+            "--out", str(out)]
+    for o in (f"data.root={synthetic_root}", "data.image_size=[48,176]", "trainer.batch_size=1",
+              "loss.rays_per_element=64", "renderer.num_samples=8"):
+        args += ["--override", o]
+    env = {**os.environ, "BTS_CACHE_DIR": str(tmp_path / "cache")}
+    proc = subprocess.run(args, cwd=repo, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    summary = json.loads((out / "results.json").read_text())
+    assert set(summary["runs"]) == {"l1_seed0", "bce_seed0"}
+    for info in summary["runs"].values():
+        assert [p["steps"] for p in info["points"]] == [1, 2]
+        assert 0.0 <= info["points"][-1]["exact"]["ie_acc"] <= 1.0
+        assert 0.0 <= info["points"][-1]["predicted_occupied"] <= 1.0
+    assert summary["baselines"][0]["exact"]["ie_rec"] == 1.0
+    table = (out / "results.md").read_text()
+    assert "| perfect teacher, kd.loss=bce | 2 | 0 |" in table and "| l1_seed0 |" in table

@@ -141,10 +141,21 @@ def machine_peaks(device: torch.device, size: int = 2048, copy_mb: int = 256, re
     return {"matmul_gflops": 2 * size**3 / best_mm / 1e9, "copy_gbps": 2 * x.numel() * 4 / best_copy / 1e9}
 
 
+def _mm_flops(a, b, *, out_val=None, **_) -> int:
+    """``aten.mm`` FLOPs that know a sparse left factor (the feature sampling's backward, ``scatter_to_texels``):
+    ``2 nnz n`` there, where the stock formula would count the sparse matrix as dense; ``2 m k n`` otherwise."""
+    if a.layout != torch.strided:
+        return 2 * int(a._nnz()) * int(b.shape[-1])
+    return 2 * int(a.shape[0]) * int(a.shape[1]) * int(b.shape[1])
+
+
+_mm_flops._get_raw = True  # FlopCounterMode passes the tensors, not their shapes
+
+
 def counted_flops(fn) -> int:
     """The FLOPs ``torch.utils.flop_counter`` counts for one call of ``fn`` (matmuls and convolutions, forward and
-    backward where ``fn`` runs one)."""
-    counter = FlopCounterMode(display=False)
+    backward where ``fn`` runs one; a sparse product by its stored entries)."""
+    counter = FlopCounterMode(display=False, custom_mapping={torch.ops.aten.mm: _mm_flops})
     with counter:
         fn()
     return int(counter.get_total_flops())

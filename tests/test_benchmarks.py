@@ -23,6 +23,14 @@ def test_counted_flops_of_a_linear_layer_forward_and_backward():
     assert counted_flops(lambda: layer(x.requires_grad_()).sum().backward()) == 3 * 2 * 10 * 8 * 4
 
 
+def test_the_feature_sampling_scatter_counts_its_stored_entries_not_a_dense_product():
+    from bts.fields.tokens import scatter_to_texels
+
+    rows, weights, per_point = torch.randint(0, 500, (100, 4)), torch.rand(100, 4), torch.randn(100, 6)
+    # the sparse [500, 100] matrix holds 4 entries per point: 2 * 400 * 6, not 2 * 500 * 100 * 6
+    assert counted_flops(lambda: scatter_to_texels(rows, weights, per_point, 500)) == 2 * 400 * 6
+
+
 def test_sampling_traffic_and_shares():
     assert sampling_bytes(1000, 2, 64) == 1000 * 2 * 64 * 4 * 5  # four texels read and one token written per channel
     assert share(5.0, 20.0) == 0.25 and math.isnan(share(1.0, 0.0))

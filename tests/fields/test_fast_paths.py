@@ -124,3 +124,25 @@ def test_selecting_a_run_of_views_is_a_view():
     assert torch.equal(run.features, features[:, 1:3])
     assert torch.equal(picked.features, features[:, [2, 0]])
     assert encoded.features.movedim(2, -1).is_contiguous() and torch.equal(encoded.features, features)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_the_texel_scatter_adds_every_weighted_point_into_its_texels(dtype):
+    """The sparse product (float32/64 on the CPU) and the index_add_ fallback (other dtypes) both equal a plain
+    per-entry loop, texels no point reads included."""
+    from bts.fields.tokens import scatter_to_texels
+
+    gen = torch.Generator().manual_seed(3)
+    rows = torch.randint(0, 11, (30, 4), generator=gen)
+    rows[:, 0] = 2  # a texel many points read; texels 11-12 are read by none
+    weights = torch.rand(30, 4, generator=gen).to(dtype)
+    per_point = torch.randn(30, 5, generator=gen).to(dtype)
+    expected = torch.zeros(13, 5, dtype=torch.float64)
+    for p in range(30):
+        for k in range(4):
+            expected[rows[p, k]] += weights[p, k].double() * per_point[p].double()
+    table = scatter_to_texels(rows, weights, per_point, 13)
+    assert table.shape == (13, 5) and table.dtype == dtype
+    tol = {torch.float64: 1e-12, torch.float32: 1e-5, torch.bfloat16: 5e-2}[dtype]
+    torch.testing.assert_close(table.double(), expected, rtol=0, atol=tol * float(expected.abs().max()))
+    assert torch.all(table[11:] == 0)

@@ -7,8 +7,9 @@ The feature sampling is the original's ``grid_sample(bilinear, border, align_cor
 fast on the CPU in two ways (BENCHMARKS.md, "Feature sampling"): the maps are read channels-last (every texel's
 channels contiguous, so a point reads four short runs of memory instead of one scattered value per channel: about
 3-4x faster, bit-identical), and the backward pass scatters each point's gradient into the four texels' rows of a
-channels-last gradient (``index_add_``) instead of ``grid_sample``'s backward kernel (about 3x faster; the same
-sums in another order, so equal to float rounding).
+channels-last gradient (:func:`scatter_to_texels`: one sparse product on the CPU, ``index_add_`` elsewhere) instead
+of ``grid_sample``'s backward kernel (several times faster; the same sums in another order, so equal to float
+rounding).
 """
 
 from __future__ import annotations
@@ -159,8 +160,8 @@ def scatter_to_texels(rows: Tensor, weights: Tensor, per_point: Tensor, num_texe
     On the CPU in float32/float64 it is one sparse-times-dense product: the ``4 P`` (texel, point, weight) entries
     sorted by texel form the CSR matrix ``[num_texels, P]`` (built directly: its row pointers are the cumulative
     texel counts), which multiplies ``per_point``. That is about 2.6x faster than four weighted ``index_add_``
-    passes (BENCHMARKS.md, "Feature sampling"), which remain the path of other devices and dtypes. The two add the
-    same products in another order, so they agree to float rounding."""
+    passes (BENCHMARKS.md, "The sampling backward as one sparse product"), which remain the path of other devices
+    and dtypes. The two add the same products in another order, so they agree to float rounding."""
     if per_point.device.type != "cpu" or per_point.dtype not in (torch.float32, torch.float64):
         table = per_point.new_zeros(num_texels, per_point.shape[1])
         for k in range(rows.shape[1]):

@@ -36,7 +36,7 @@ def accuracy(model, batch, config):
 
 
 def test_supervised_step_fits_a_tiny_scene(synthetic_root):
-    """ResNet-18 at 48x176, one datapoint with 512 labelled points, 70 Adam steps (about 25 s on one core)."""
+    """ResNet-18 at 48x176, one datapoint with 512 labelled points, 90 Adam steps (about 30 s on one core)."""
     torch.manual_seed(0)
     batch = labelled_batch(synthetic_root, [0])
     majority = max(batch["occupancy_labels"].mean().item(), 1 - batch["occupancy_labels"].mean().item())
@@ -46,14 +46,16 @@ def test_supervised_step_fits_a_tiny_scene(synthetic_root):
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     generator = torch.Generator().manual_seed(1)
     losses = []
-    for _ in range(70):
+    for _ in range(90):
         out = supervised_step(model, batch, config, generator=generator)
         optimizer.zero_grad()
         out.loss.total.backward()
         optimizer.step()
         losses.append(out.loss.total.item())
     after = accuracy(model, batch, config)
-    # Measured: untrained 0.55, majority class 0.58, after 70 steps 0.95 (0.93 at 60).
+    # Measured on the current city: untrained 0.60, majority class 0.62; accuracy every 10 steps 0.69, 0.75, 0.84,
+    # 0.77, 0.88, 0.90, 0.89, 0.94, 0.96 with the sparse sampling backward (0.91 at 70 and 0.96 at 90 with the
+    # index_add_ one: the same gradients to rounding, another trajectory). 70 steps left no margin.
     assert after >= 0.9 and after >= majority + 0.2 and after >= before + 0.2, (before, majority, after)
     assert sum(losses[-5:]) < 0.5 * sum(losses[:5]), losses
 

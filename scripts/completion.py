@@ -87,6 +87,24 @@ def _metrics(folder: Path, with_auc: bool) -> dict[str, Any]:
     return row
 
 
+def checked_budgets(budgets: list[int]) -> list[int]:
+    """``--budgets`` sorted and distinct; refused unless each is a positive multiple of the smallest (a run keeps a
+    checkpoint every smallest budget)."""
+    budgets = sorted(set(budgets))
+    if budgets[0] < 1 or any(b % budgets[0] for b in budgets):
+        raise ValueError(f"--budgets {budgets}: every budget must be a positive multiple of the smallest one")
+    return budgets
+
+
+def exact_stage(runner: Runner, py: str, limit: list[str], eval_override: list[str], name: str, checkpoint: Path,
+                folder: Path, extra: tuple[str, ...] = ()) -> None:
+    """The stage ``evaluate <name>``: ``evaluation/occupancy.py protocol=exact save_predictions=true`` of
+    ``checkpoint`` into ``folder`` (which also gives the papers' ``bts`` numbers and, saved, the occluded AUC)."""
+    runner.stage(f"evaluate {name}", folder / "results.json",
+                 [py, "evaluation/occupancy.py", f"checkpoint={checkpoint}", "protocol=exact", *extra, *limit,
+                  "save_predictions=true", f"output_dir={folder}", *eval_override])
+
+
 def pipeline(a: argparse.Namespace) -> tuple[Path, Runner, str, list[str]]:
     """What the experiment scripts share: ``--smoke``'s one frame and no validation, the output folder, the stage
     runner, the interpreter and the evaluations' frame selection."""
@@ -147,9 +165,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                  "supervised": SUPERVISED_DEFAULT if a.supervised_override is None else a.supervised_override}
     if a.budgets is None:
         a.budgets = [1, 2] if a.smoke else [150, 450, 1500, 2100]
-    budgets = sorted(set(a.budgets))
-    if budgets[0] < 1 or any(b % budgets[0] for b in budgets):
-        raise ValueError(f"--budgets {budgets}: every budget must be a positive multiple of the smallest one")
+    budgets = checked_budgets(a.budgets)
     if a.encoder_weights is not None and a.encoder_pretraining > 0:
         raise ValueError("--encoder-weights and --encoder-pretraining exclude each other: give the file or train one")
     if a.encoder_weights is not None and not a.encoder_weights.is_file():
@@ -160,9 +176,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         limit = [*limit, "split=val"]
 
     def evaluate(name: str, checkpoint: Path, folder: Path, extra: tuple[str, ...] = ()) -> None:
-        runner.stage(f"evaluate {name}", folder / "results.json",
-                     [py, "evaluation/occupancy.py", f"checkpoint={checkpoint}", "protocol=exact", *extra, *limit,
-                      "save_predictions=true", f"output_dir={folder}", *a.eval_override])
+        exact_stage(runner, py, limit, a.eval_override, name, checkpoint, folder, extra)
         if a.kyn:
             runner.stage(f"kyn {name}", folder / "kyn" / "results.json",
                          [py, "evaluation/occupancy.py", f"checkpoint={checkpoint}", "protocol=kyn", *extra, *limit,

@@ -40,7 +40,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bts.results import write_json  # noqa: E402
-from scripts.completion import CEILINGS, _f, _mean, _metrics, pipeline  # noqa: E402
+from scripts.completion import CEILINGS, _f, _mean, _metrics, exact_stage, pipeline  # noqa: E402
 from scripts.reproduce import _slug, machine  # noqa: E402
 
 #: KDBTS variants: name -> the kd overrides (the paper's recipe is ``paper``).
@@ -93,9 +93,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     def evaluate(name: str, checkpoint: Path, extra: tuple[str, ...] = ()) -> Path:
         folder = out / "eval" / _slug(name)
-        runner.stage(f"evaluate {name}", folder / "results.json",
-                     [py, "evaluation/occupancy.py", f"checkpoint={checkpoint}", "protocol=exact", *extra, *limit,
-                      "save_predictions=true", f"output_dir={folder}", *a.eval_override])
+        exact_stage(runner, py, limit, a.eval_override, name, checkpoint, folder, extra)
         return folder
 
     bts, teachers, students = {}, {}, {}

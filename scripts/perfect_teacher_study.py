@@ -33,7 +33,8 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 from bts.losses.distillation import KD_LOSSES, RAY_LOSSES  # noqa: E402
 from bts.results import write_json  # noqa: E402
-from scripts.completion import _f, _metrics, included_runs, learning_curves, markdown, pipeline  # noqa: E402
+from scripts.completion import (_f, _metrics, checked_budgets, exact_stage, included_runs,  # noqa: E402
+                                learning_curves, markdown, pipeline)
 from scripts.reproduce import machine  # noqa: E402
 
 LOSSES = (*sorted(KD_LOSSES), *RAY_LOSSES)
@@ -61,9 +62,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     a = p.parse_args(argv)
     if a.budgets is None:
         a.budgets = [1, 2] if a.smoke else [150, 450]
-    budgets = sorted(set(a.budgets))
-    if budgets[0] < 1 or any(b % budgets[0] for b in budgets):
-        raise ValueError(f"--budgets {budgets}: every budget must be a positive multiple of the smallest one")
+    budgets = checked_budgets(a.budgets)
     out, runner, py, limit = pipeline(a)
     train_overrides = ["preset=reproduce", *a.override]  # scripts.perfect_teacher composes the bts config with them
 
@@ -80,9 +79,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                              "loss": loss, "points": []}
 
     def evaluate(name: str, checkpoint: Path, folder: Path, extra: tuple[str, ...] = ()) -> None:
-        runner.stage(f"evaluate {name}", folder / "results.json",
-                     [py, "evaluation/occupancy.py", f"checkpoint={checkpoint}", "protocol=exact", *extra, *limit,
-                      "save_predictions=true", f"output_dir={folder}", *a.eval_override])
+        exact_stage(runner, py, limit, a.eval_override, name, checkpoint, folder, extra)
 
     with runner.batch():
         for run in runs:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+
+from tests.reproduce.smoke import run_ok, smoke_command
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -108,14 +108,8 @@ def test_dry_run_on_the_validation_sequence_from_given_encoder_weights(capsys, t
 @pytest.mark.slow
 def test_completion_smoke_runs_every_stage(synthetic_root, tmp_path):
     out = tmp_path / "completion"
-    small = [f"data.root={synthetic_root}", "data.image_size=[48,176]", "data.num_workers=0",
-             "trainer.batch_size=1", "loss.rays_per_element=64", "renderer.num_samples=8"]
-    args = [sys.executable, "scripts/completion.py", "--smoke", "--seeds", "0", "--out", str(out)]
-    for o in small:
-        args += ["--override", o]
-    env = {**os.environ, "BTS_CACHE_DIR": str(tmp_path / "cache")}
-    proc = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    args, env = smoke_command("scripts/completion.py", ["--seeds", "0", "--out", str(out)], synthetic_root, tmp_path)
+    run_ok(args, env)
     summary = json.loads((out / "results.json").read_text())
     assert set(summary["runs"]) == {"bts_seed0", "supervised_seed0"}
     for info in summary["runs"].values():
@@ -136,14 +130,12 @@ def test_completion_smoke_runs_every_stage(synthetic_root, tmp_path):
                for info in summary["runs"].values() for p in info["points"])
     assert empty_kyn_recall_is_one(summary)
     assert (out / summary["figure"]).stat().st_size > 0
-    again = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0 and "train bts_seed0: done already" in again.stdout
+    again = run_ok(args, env, timeout=300)
+    assert "train bts_seed0: done already" in again.stdout
     # An earlier run's results beside this one's (same frames, same budgets): its rows are added, not pooled.
     earlier = tmp_path / "earlier.json"
     earlier.write_text((out / "results.json").read_text())
-    joined = subprocess.run([*args, "--include-runs", str(earlier)], cwd=REPO, env=env, capture_output=True,
-                            text=True, timeout=300)
-    assert joined.returncode == 0, joined.stdout[-2000:] + joined.stderr[-3000:]
+    run_ok([*args, "--include-runs", str(earlier)], env, timeout=300)
     summary2 = json.loads((out / "results.json").read_text())
     assert set(summary2["runs"]) == {"bts_seed0", "supervised_seed0", "bts_seed0 (earlier)",
                                      "supervised_seed0 (earlier)"}

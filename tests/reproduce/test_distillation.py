@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.reproduce.smoke import run_ok, smoke_command
 
 
 def test_dry_run_trains_each_teacher_and_a_student_per_variant(capsys, tmp_path):
@@ -31,14 +27,10 @@ def test_dry_run_trains_each_teacher_and_a_student_per_variant(capsys, tmp_path)
 
 def test_distillation_smoke_runs_every_stage(synthetic_root, tmp_path):
     out = tmp_path / "distillation"
-    args = [sys.executable, "scripts/distillation.py", "--smoke", "--seeds", "0", "--teachers", "seeing",
-            "--variants", "bce_learned", "--no-ceilings", "--out", str(out)]
-    for o in (f"data.root={synthetic_root}", "data.image_size=[48,176]", "data.num_workers=0", "trainer.batch_size=1",
-              "loss.rays_per_element=64", "renderer.num_samples=8"):
-        args += ["--override", o]
-    env = {**os.environ, "BTS_CACHE_DIR": str(tmp_path / "cache")}
-    proc = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    args, env = smoke_command("scripts/distillation.py", ["--seeds", "0", "--teachers", "seeing", "--variants",
+                                                         "bce_learned", "--no-ceilings", "--out", str(out)],
+                              synthetic_root, tmp_path)
+    run_ok(args, env)
     summary = json.loads((out / "results.json").read_text())
     assert [r["name"] for r in summary["rows"]] == ["BTS", "MVBTS teacher (seeing)",
                                                     "KDBTS bce_learned (seeing teacher)"]

@@ -65,21 +65,12 @@ def test_the_study_dry_run_trains_each_loss_and_seed_and_evaluates_every_budget(
 
 @pytest.mark.slow
 def test_the_study_smoke_runs_every_stage(synthetic_root, tmp_path):
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
+    from tests.reproduce.smoke import run_ok, smoke_command
 
-    repo = Path(__file__).resolve().parents[2]
     out = tmp_path / "study"
-    args = [sys.executable, "scripts/perfect_teacher_study.py", "--smoke", "--losses", "l1", "bce", "--seeds", "0",
-            "--out", str(out)]
-    for o in (f"data.root={synthetic_root}", "data.image_size=[48,176]", "trainer.batch_size=1",
-              "loss.rays_per_element=64", "renderer.num_samples=8"):
-        args += ["--override", o]
-    env = {**os.environ, "BTS_CACHE_DIR": str(tmp_path / "cache")}
-    proc = subprocess.run(args, cwd=repo, env=env, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    args, env = smoke_command("scripts/perfect_teacher_study.py",
+                              ["--losses", "l1", "bce", "--seeds", "0", "--out", str(out)], synthetic_root, tmp_path)
+    run_ok(args, env)
     summary = json.loads((out / "results.json").read_text())
     assert set(summary["runs"]) == {"l1_seed0", "bce_seed0"}
     for info in summary["runs"].values():

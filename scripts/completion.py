@@ -30,7 +30,9 @@ more. ``results.md`` says whether it is met. Checkpoints are not committed; copy
 ``docs/reproduce/`` to publish them. ``--smoke`` runs every stage for two steps on one frame (the test suite does).
 ``--split val`` evaluates on the validation sequence instead (to check a recipe variant before it meets the test
 sequence); ``--encoder-weights FILE`` starts ``--pretrained-models`` from an existing encoder file instead of
-pretraining one.
+pretraining one. ``--bts-resume-from OUT --bts-resume-step N`` continues each BTS seed from the step-``N`` checkpoint
+of an earlier run of this script (for instance with another schedule for the steps after ``N``:
+``--bts-override trainer.lr_decay_at=...``); the earlier rows can be put beside with ``--include-runs``.
 """
 
 from __future__ import annotations
@@ -154,6 +156,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--include-runs", type=Path, nargs="+", default=[], metavar="RESULTS_JSON",
                    help="also tabulate and plot the runs of earlier results.json files of this script, evaluated on "
                    "the same frames (checked: their all-empty baseline must agree), at the budgets they share")
+    p.add_argument("--bts-resume-from", type=Path, default=None, metavar="OUT",
+                   help="continue each BTS seed from the checkpoint of an earlier run of this script, "
+                   "OUT/bts_seedS/checkpoints/step_<--bts-resume-step>.pt (trainer.resume_from: same model config, "
+                   "its optimizer, step counter and RNG states), e.g. to change the schedule of the last steps; "
+                   "every budget must lie beyond that step")
+    p.add_argument("--bts-resume-step", type=int, default=None, metavar="STEP")
     p.add_argument("--smoke", action="store_true", help="two steps, one test frame (for the test suite)")
     p.add_argument("--force", action="store_true", help="redo stages whose output exists")
     p.add_argument("--dry-run", action="store_true", help="print the commands only")
@@ -171,6 +179,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if a.encoder_weights is not None and not a.encoder_weights.is_file():
         raise FileNotFoundError(f"--encoder-weights {a.encoder_weights}: no such file (scripts/pretrain_encoder.py "
                                 "writes one)")
+    resume = resume_checkpoints(a.bts_resume_from, a.bts_resume_step, a.seeds, budgets) if "bts" in a.models else {}
     out, runner, py, limit = pipeline(a)
     if a.split == "val":
         limit = [*limit, "split=val"]
@@ -202,7 +211,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                              [py, "train.py", "-cn", config, f"preset={preset}", f"seed={seed}",
                               f"trainer.max_steps={budgets[-1]}", f"trainer.checkpoint_every={budgets[0]}",
                               f"trainer.keep_checkpoints={budgets[-1] // budgets[0] + 1}",
-                              f"hydra.run.dir={out / run}", *a.override, *per_model[model]], marker=True)
+                              f"hydra.run.dir={out / run}", *a.override, *per_model[model],
+                              *([f"trainer.resume_from={resume[seed]}"] if model == "bts" and resume else [])],
+                             marker=True)
                 runs[run] = {"model": model, "label": label, "seed": seed, "points": []}
     first = next(iter(runs))
     final = out / first / "checkpoints" / f"step_{budgets[-1]}.pt"
@@ -251,6 +262,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     (out / "results.md").write_text(markdown(summary))
     print((out / "results.md").read_text())
     return summary
+
+
+def resume_checkpoints(earlier: Path | None, step: int | None, seeds: list[int],
+                       budgets: list[int]) -> dict[int, Path]:
+    """``--bts-resume-from`` / ``--bts-resume-step``: each seed's checkpoint to continue from (checked to exist)."""
+    if earlier is None and step is None:
+        return {}
+    if earlier is None or step is None:
+        raise ValueError("--bts-resume-from and --bts-resume-step go together: the earlier run's folder and the step")
+    if budgets[0] <= step:
+        raise ValueError(f"--bts-resume-step {step}: every budget must lie beyond it (the continued run has no "
+                         f"checkpoint at or before it), got budgets {budgets}")
+    paths = {seed: (earlier / f"bts_seed{seed}" / "checkpoints" / f"step_{step}.pt").resolve() for seed in seeds}
+    missing = [str(p) for p in paths.values() if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"--bts-resume-from {earlier}: no checkpoint {', '.join(missing)}")
+    return paths
 
 
 def included_runs(file: Path, baselines: list[dict[str, Any]], budgets: list[int]) -> dict[str, dict[str, Any]]:

@@ -33,15 +33,20 @@ class CheckpointError(ValueError, UserError):
 
 
 def save_checkpoint(path: Path | str, *, model_kind: str, config: dict, model: dict, optimizer: dict | None = None,
-                    lr_scheduler: dict | None = None, trainer: dict | None = None) -> Path:
-    """Write atomically (a temporary file renamed into place), so a crash never leaves a half-written file."""
+                    lr_scheduler: dict | None = None, trainer: dict | None = None,
+                    provenance: dict | None = None) -> Path:
+    """Write atomically (a temporary file renamed into place), so a crash never leaves a half-written file.
+
+    ``provenance`` says where a derived checkpoint came from (:mod:`bts.checkpoints.average`: the averaged files).
+    """
     if model_kind not in MODEL_KINDS:
         raise CheckpointError(f"model_kind must be one of {MODEL_KINDS}, got {model_kind!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload: dict[str, Any] = {"format_version": FORMAT_VERSION, "model_kind": model_kind, "config": config,
                                "model": model}
-    for key, value in (("optimizer", optimizer), ("lr_scheduler", lr_scheduler), ("trainer", trainer)):
+    for key, value in (("optimizer", optimizer), ("lr_scheduler", lr_scheduler), ("trainer", trainer),
+                       ("provenance", provenance)):
         if value is not None:
             payload[key] = value
     tmp = path.with_name(path.name + ".tmp")

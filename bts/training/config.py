@@ -46,6 +46,9 @@ class TrainerConfig:
     lr: float = 1.0e-4  # Adam
     lr_step: int = 120_000  # StepLR, stepped every iteration
     lr_gamma: float = 0.1
+    # StepLR's step as a fraction of max_steps (overrides lr_step), for a schedule that scales with a shortened run:
+    # the paper's BTS decays at 120k of its 153k steps, 0.78 (None: lr_step, the original)
+    lr_decay_at: Optional[float] = None
     warmup_steps: int = 0  # linear warm-up of the rate over the first N steps (0: none, the original)
     grad_clip: Optional[float] = None  # clip the global gradient norm before each update (None: the original)
     epochs: int = 25
@@ -82,6 +85,19 @@ class TrainerConfig:
             raise ConfigError(f"trainer.max_steps must be null or >= 1, got {self.max_steps}")
         if not self.lr > 0:
             raise ConfigError(f"trainer.lr must be positive, got {self.lr}")
+        if self.lr_decay_at is not None:
+            if not 0 < self.lr_decay_at <= 1:
+                raise ConfigError(f"trainer.lr_decay_at must be null (use trainer.lr_step) or a fraction of "
+                                  f"trainer.max_steps in (0, 1], got {self.lr_decay_at!r}")
+            if self.max_steps is None:
+                raise ConfigError("trainer.lr_decay_at is a fraction of trainer.max_steps, which is null: set "
+                                  "trainer.max_steps, or give the step itself as trainer.lr_step")
+
+    def schedule_step(self) -> int:
+        """The step size of the StepLR schedule: ``lr_step``, or ``lr_decay_at`` times ``max_steps`` (at least 1)."""
+        if self.lr_decay_at is None:
+            return self.lr_step
+        return max(1, round(self.lr_decay_at * self.max_steps))
 
 
 @dataclass(frozen=True)

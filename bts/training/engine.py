@@ -189,7 +189,7 @@ def build_parts(cfg: TrainConfig, device: torch.device) -> TrainingParts:
         log.info("trainer.amp=auto: the encoder runs in %s on %s", resolve_amp(t.amp, device), device.type)
     trainee = idist.auto_model(Trainee(model, cfg.objective, cfg.renderer))
     optimizer = idist.auto_optim(torch.optim.Adam(trainee.parameters(), lr=t.lr, fused=fused_adam(device)))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(t.lr_step, t.lr_gamma, t.warmup_steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(t.schedule_step(), t.lr_gamma, t.warmup_steps))
     scaler = torch.amp.GradScaler("cuda", enabled=t.amp == "fp16" and device.type == "cuda")
     clip = t.grad_clip
 

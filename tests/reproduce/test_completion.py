@@ -105,6 +105,33 @@ def test_dry_run_on_the_validation_sequence_from_given_encoder_weights(capsys, t
     assert evaluations and all(" split=val" in line for line in evaluations)
 
 
+def test_dry_run_resuming_the_bts_seeds_of_an_earlier_run(capsys, tmp_path):
+    sys.path.insert(0, str(REPO))
+    from scripts.completion import main
+
+    earlier = tmp_path / "earlier"
+    args = ["--dry-run", "--no-kyn", "--out", str(tmp_path / "new"), "--seeds", "0", "1", "--budgets", "30"]
+    with pytest.raises(ValueError, match="go together"):
+        main([*args, "--bts-resume-step", "20"])
+    with pytest.raises(ValueError, match="every budget must lie beyond it"):
+        main([*args, "--bts-resume-from", str(earlier), "--bts-resume-step", "30"])
+    (earlier / "bts_seed0" / "checkpoints").mkdir(parents=True)
+    (earlier / "bts_seed0" / "checkpoints" / "step_20.pt").write_text("x")
+    with pytest.raises(FileNotFoundError, match=r"no checkpoint .*bts_seed1/checkpoints/step_20.pt"):
+        main([*args, "--bts-resume-from", str(earlier), "--bts-resume-step", "20"])
+    (earlier / "bts_seed1" / "checkpoints").mkdir(parents=True)
+    (earlier / "bts_seed1" / "checkpoints" / "step_20.pt").write_text("x")
+    main([*args, "--bts-resume-from", str(earlier), "--bts-resume-step", "20", "--bts-override",
+          "trainer.lr_decay_at=0.7"])
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[reproduce]")]
+    train = {line.split(":")[0]: line for line in lines if "train.py" in line}
+    for seed in (0, 1):
+        line = train[f"[reproduce] train bts_seed{seed}"]
+        checkpoint = (earlier / f"bts_seed{seed}" / "checkpoints" / "step_20.pt").resolve()
+        assert f"trainer.resume_from={checkpoint}" in line and "trainer.lr_decay_at=0.7" in line
+        assert "trainer.resume_from" not in train[f"[reproduce] train supervised_seed{seed}"]
+
+
 @pytest.mark.slow
 def test_completion_smoke_runs_every_stage(synthetic_root, tmp_path):
     out = tmp_path / "completion"

@@ -121,6 +121,25 @@ def test_warmup_sets_the_rate_of_the_first_updates(synthetic_root, tmp_path):
     assert rates == pytest.approx([2.5e-4, 5e-4, 7.5e-4])
 
 
+def test_lr_decay_at_steps_the_rate_down_at_a_fraction_of_max_steps(synthetic_root):
+    cfg = debug_config(synthetic_root, overrides=["trainer.max_steps=10", "trainer.lr_decay_at=0.7", "trainer.lr=1e-3"])
+    parts = engine_module.build_parts(TrainConfig.from_dict(cfg), torch.device("cpu"))
+    rates = []
+    for _ in range(10):
+        rates.append(parts.optimizer.param_groups[0]["lr"])
+        parts.optimizer.step()
+        parts.scheduler.step()
+    assert rates == pytest.approx([1e-3] * 7 + [1e-4] * 3)  # updates 0-6 at the rate, 7-9 decayed
+    plain = TrainConfig.from_dict(debug_config(synthetic_root, overrides=["trainer.lr_step=5"])).trainer
+    assert plain.schedule_step() == 5
+    with pytest.raises(ValueError, match=r"trainer.lr_decay_at must be null .* in \(0, 1\], got 1.5"):
+        TrainConfig.from_dict(debug_config(synthetic_root, overrides=["trainer.max_steps=10",
+                                                                      "trainer.lr_decay_at=1.5"]))
+    with pytest.raises(ValueError, match="trainer.lr_decay_at is a fraction of trainer.max_steps, which is null"):
+        TrainConfig.from_dict(debug_config(synthetic_root, overrides=["trainer.max_steps=null",
+                                                                      "trainer.lr_decay_at=0.5"]))
+
+
 def test_grad_clip_bounds_the_update_norm_and_the_norm_is_logged(synthetic_root):
     cfg = TrainConfig.from_dict(debug_config(synthetic_root, overrides=["trainer.grad_clip=1e-3",
                                                                        "trainer.batch_size=1"]))

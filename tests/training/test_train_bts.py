@@ -110,26 +110,26 @@ def test_learning_rate_schedule_warms_up_linearly_then_steps_down():
         engine_module.lr_factor(step_size=10, gamma=0.1, warmup_steps=-1)
 
 
-def test_warmup_sets_the_rate_of_the_first_updates(synthetic_root, tmp_path):
-    cfg = debug_config(synthetic_root, overrides=["trainer.warmup_steps=4", "trainer.lr=1e-3"])
-    parts = engine_module.build_parts(TrainConfig.from_dict(cfg), torch.device("cpu"))
+def _rates(parts, steps: int) -> list[float]:
+    """The learning rate of each of the first ``steps`` updates (optimizer and scheduler stepped, no gradients)."""
     rates = []
-    for _ in range(3):
+    for _ in range(steps):
         rates.append(parts.optimizer.param_groups[0]["lr"])
         parts.optimizer.step()
         parts.scheduler.step()
-    assert rates == pytest.approx([2.5e-4, 5e-4, 7.5e-4])
+    return rates
+
+
+def test_warmup_sets_the_rate_of_the_first_updates(synthetic_root, tmp_path):
+    cfg = debug_config(synthetic_root, overrides=["trainer.warmup_steps=4", "trainer.lr=1e-3"])
+    parts = engine_module.build_parts(TrainConfig.from_dict(cfg), torch.device("cpu"))
+    assert _rates(parts, 3) == pytest.approx([2.5e-4, 5e-4, 7.5e-4])
 
 
 def test_lr_decay_at_steps_the_rate_down_at_a_fraction_of_max_steps(synthetic_root):
     cfg = debug_config(synthetic_root, overrides=["trainer.max_steps=10", "trainer.lr_decay_at=0.7", "trainer.lr=1e-3"])
     parts = engine_module.build_parts(TrainConfig.from_dict(cfg), torch.device("cpu"))
-    rates = []
-    for _ in range(10):
-        rates.append(parts.optimizer.param_groups[0]["lr"])
-        parts.optimizer.step()
-        parts.scheduler.step()
-    assert rates == pytest.approx([1e-3] * 7 + [1e-4] * 3)  # updates 0-6 at the rate, 7-9 decayed
+    assert _rates(parts, 10) == pytest.approx([1e-3] * 7 + [1e-4] * 3)  # updates 0-6 at the rate, 7-9 decayed
     plain = TrainConfig.from_dict(debug_config(synthetic_root, overrides=["trainer.lr_step=5"])).trainer
     assert plain.schedule_step() == 5
     with pytest.raises(ValueError, match=r"trainer.lr_decay_at must be null .* in \(0, 1\], got 1.5"):

@@ -87,9 +87,11 @@ def model_config(kind: str, depth: int) -> dict:
 
 def bench_train_step(model_cfg: dict, batch: dict, objective: ObjectiveConfig, renderer: RendererConfig,
                      device: torch.device, steps: int, warmup: int, amp: str, channels_last: bool = False,
-                     flops: list[int] | None = None) -> list[float]:
+                     flops: list[int] | None = None, profile: list[dict] | None = None,
+                     profile_top: int = 15) -> list[float]:
     """Seconds of each of ``steps`` full training steps (forward, backward, Adam) after ``warmup`` steps; with a list
-    ``flops``, one more (untimed) step's counted FLOPs are appended to it (:func:`counted_flops`)."""
+    ``flops``, one more (untimed) step's counted FLOPs are appended to it (:func:`counted_flops`); with a list
+    ``profile``, one more step's ``profile_top`` costliest operators (:func:`profiled_ops`) are appended to it."""
     torch.manual_seed(0)  # the same initial weights in every run: how many values are subnormal depends on them
     model = build_model(model_cfg).to(device)
     if model_cfg["kind"] == "kdbts":
@@ -116,7 +118,30 @@ def bench_train_step(model_cfg: dict, batch: dict, objective: ObjectiveConfig, r
             out.loss.total.backward()
 
         flops.append(counted_flops(step))
+    if profile is not None:
+        def whole_step():
+            out = training_step(model, batch, objective, renderer, gen)
+            optimizer.zero_grad(set_to_none=True)
+            out.loss.total.backward()
+            optimizer.step()
+
+        profile.extend(profiled_ops(whole_step, profile_top))
     return times
+
+
+def profiled_ops(fn, top: int) -> list[dict]:
+    """Where one call of ``fn`` spends its time: the ``top`` operators by self CPU time (``torch.profiler``; the
+    time inside an operator minus that of the operators it calls), each with its share of the summed self time and
+    its call count. The profiler's own overhead is part of the call, so read the shares, not the seconds."""
+    from torch.profiler import ProfilerActivity, profile  # noqa: PLC0415
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
+    total = sum(e.self_cpu_time_total for e in events)
+    events.sort(key=lambda e: e.self_cpu_time_total, reverse=True)
+    return [{"op": e.key, "self_s": round(e.self_cpu_time_total / 1e6, 4),
+             "share": round(e.self_cpu_time_total / total, 3), "calls": e.count} for e in events[:top]]
 
 
 def machine_peaks(device: torch.device, size: int = 2048, copy_mb: int = 256, repeats: int = 5) -> dict[str, float]:
@@ -250,6 +275,9 @@ def main(argv: list[str] | None = None) -> None:
                    help="the encoder's memory format(s) to measure (trainer.channels_last)")
     p.add_argument("--flush-denormal", default="true", choices=["false", "true"],
                    help="subnormal floats flushed to zero, as train.py does (trainer.flush_denormal; per process)")
+    p.add_argument("--profile", type=int, default=0, metavar="N",
+                   help="also print the N costliest operators of one more training step (torch.profiler, self CPU "
+                   "time): where the step's time goes")
     a = p.parse_args(argv)
     flushed = flush_subnormals(a.flush_denormal == "true")  # before any tensor operation (bts/numerics.py)
     device = torch.device(a.device)
@@ -273,8 +301,10 @@ def main(argv: list[str] | None = None) -> None:
                 if device.type == "cuda":
                     torch.cuda.reset_peak_memory_stats()
                 flops: list[int] = []
+                ops: list[dict] | None = [] if a.profile > 0 else None
                 times = bench_train_step(model_config(kind, a.depth), batch, objective, renderer, device, a.steps,
-                                         a.warmup, amp, layout == "true", flops=flops)
+                                         a.warmup, amp, layout == "true", flops=flops, profile=ops,
+                                         profile_top=a.profile)
                 sec = statistics.median(times)
                 rays = batch_size * objective.rays_per_element
                 print(json.dumps({"what": f"{kind}_train_step", "size": size, "batch_size": batch_size, "amp": amp,
@@ -286,6 +316,10 @@ def main(argv: list[str] | None = None) -> None:
                                   "gflop_per_step": round(flops[0] / 1e9, 2),
                                   "share_of_matmul_peak": share(flops[0] / sec / 1e9, peaks["matmul_gflops"]),
                                   "machine": machine}), flush=True)
+                if ops is not None:
+                    print(json.dumps({"what": f"{kind}_train_step_profile", "size": size, "amp": amp,
+                                      "channels_last": layout == "true", "top_ops": ops, "machine": machine}),
+                          flush=True)
     h, w = (int(x) for x in a.sizes[0].split("x"))
     density_flops: list[int] = []
     sec = bench_density(model_config("bts", a.depth), h, w, 1_000_000, device, repeats=2, flops=density_flops)

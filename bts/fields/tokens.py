@@ -168,7 +168,10 @@ def scatter_to_texels(rows: Tensor, weights: Tensor, per_point: Tensor, num_texe
             table.index_add_(0, rows[:, k], per_point * weights[:, k:k + 1])
         return table
     flat = rows.reshape(-1)
-    order = torch.argsort(flat)
+    # A stable sort of int32 keys (a radix sort on the CPU) is 3-4x faster than argsort of the int64 rows, and the
+    # stable order (within a texel, ascending point) makes the sums' order, so the result, deterministic.
+    keys = flat.to(torch.int32) if num_texels < 2**31 else flat
+    order = torch.sort(keys, stable=True).indices
     crow = torch.zeros(num_texels + 1, dtype=torch.long)
     torch.cumsum(torch.bincount(flat, minlength=num_texels), 0, out=crow[1:])
     points = torch.div(order, rows.shape[1], rounding_mode="floor")

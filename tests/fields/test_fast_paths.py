@@ -146,3 +146,11 @@ def test_the_texel_scatter_adds_every_weighted_point_into_its_texels(dtype):
     tol = {torch.float64: 1e-12, torch.float32: 1e-5, torch.bfloat16: 5e-2}[dtype]
     torch.testing.assert_close(table.double(), expected, rtol=0, atol=tol * float(expected.abs().max()))
     assert torch.all(table[11:] == 0)
+    if dtype == torch.float32:  # the sparse path: a texel's sum in ascending point order, so the same bits each time
+        in_order = torch.zeros(5, dtype=dtype)
+        for p in range(30):
+            for k in range(4):
+                if rows[p, k] == 2:
+                    in_order += weights[p, k] * per_point[p]
+        assert torch.equal(scatter_to_texels(rows, weights, per_point, 13), table)
+        torch.testing.assert_close(table[2], in_order, rtol=1e-6, atol=1e-6)

@@ -38,7 +38,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from bts.fields import EncodedViews
 from bts.geometry import make_rigid, rotation_y
 from bts.models import build_model
-from bts.numerics import flush_subnormals
+from bts.numerics import flush_subnormals, keep_freed_memory
 from bts.results import cpu_model
 from bts.rendering.renderer import RendererConfig, query_density
 from bts.training.engine import encoder_precision, fused_adam
@@ -85,13 +85,18 @@ def model_config(kind: str, depth: int) -> dict:
     return cfg
 
 
+def _minor_faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 def bench_train_step(model_cfg: dict, batch: dict, objective: ObjectiveConfig, renderer: RendererConfig,
                      device: torch.device, steps: int, warmup: int, amp: str, channels_last: bool = False,
                      flops: list[int] | None = None, profile: list[dict] | None = None,
-                     profile_top: int = 15) -> list[float]:
+                     profile_top: int = 15, faults: list[float] | None = None) -> list[float]:
     """Seconds of each of ``steps`` full training steps (forward, backward, Adam) after ``warmup`` steps; with a list
     ``flops``, one more (untimed) step's counted FLOPs are appended to it (:func:`counted_flops`); with a list
-    ``profile``, one more step's ``profile_top`` costliest operators (:func:`profiled_ops`) are appended to it."""
+    ``profile``, one more step's ``profile_top`` costliest operators (:func:`profiled_ops`) are appended to it; with
+    a list ``faults``, the process's minor page faults per timed step (every page the kernel had to map and zero)."""
     torch.manual_seed(0)  # the same initial weights in every run: how many values are subnormal depends on them
     model = build_model(model_cfg).to(device)
     if model_cfg["kind"] == "kdbts":
@@ -103,6 +108,8 @@ def bench_train_step(model_cfg: dict, batch: dict, objective: ObjectiveConfig, r
     times = []
     for i in range(warmup + steps):
         _sync(device)
+        if i == warmup:
+            faults_before = _minor_faults()
         start = time.perf_counter()
         out = training_step(model, batch, objective, renderer, gen)
         optimizer.zero_grad(set_to_none=True)
@@ -111,6 +118,8 @@ def bench_train_step(model_cfg: dict, batch: dict, objective: ObjectiveConfig, r
         _sync(device)
         if i >= warmup:
             times.append(time.perf_counter() - start)
+    if faults is not None and steps > 0:
+        faults.append((_minor_faults() - faults_before) / steps)
     if flops is not None:
         def step():
             out = training_step(model, batch, objective, renderer, gen)
@@ -275,18 +284,22 @@ def main(argv: list[str] | None = None) -> None:
                    help="the encoder's memory format(s) to measure (trainer.channels_last)")
     p.add_argument("--flush-denormal", default="true", choices=["false", "true"],
                    help="subnormal floats flushed to zero, as train.py does (trainer.flush_denormal; per process)")
+    p.add_argument("--keep-freed-memory", default="true", choices=["false", "true"],
+                   help="freed memory kept for reuse, as train.py does (trainer.keep_freed_memory; per process)")
     p.add_argument("--profile", type=int, default=0, metavar="N",
                    help="also print the N costliest operators of one more training step (torch.profiler, self CPU "
                    "time): where the step's time goes")
     a = p.parse_args(argv)
     flushed = flush_subnormals(a.flush_denormal == "true")  # before any tensor operation (bts/numerics.py)
+    kept = keep_freed_memory(a.keep_freed_memory == "true")
     device = torch.device(a.device)
     torch.set_num_threads(a.threads)
     renderer = RendererConfig(num_samples=a.samples)
     machine = (torch.cuda.get_device_name() if device.type == "cuda"
                else f"{cpu_model()}, {os.cpu_count()} cores, {a.threads} threads, torch {torch.__version__}, "
                     f"subnormals {'flushed' if a.flush_denormal == 'true' else 'kept'}"
-                    f"{'' if flushed else ' (not on every thread)'}")
+                    f"{'' if flushed else ' (not on every thread)'}"
+                    f", freed memory {'kept' if kept else 'returned'}")
     peaks = machine_peaks(device)
     print(json.dumps({"what": "machine_peaks", **{k: round(v, 1) for k, v in peaks.items()}, "machine": machine}),
           flush=True)
@@ -301,10 +314,11 @@ def main(argv: list[str] | None = None) -> None:
                 if device.type == "cuda":
                     torch.cuda.reset_peak_memory_stats()
                 flops: list[int] = []
+                faults: list[float] = []
                 ops: list[dict] | None = [] if a.profile > 0 else None
                 times = bench_train_step(model_config(kind, a.depth), batch, objective, renderer, device, a.steps,
                                          a.warmup, amp, layout == "true", flops=flops, profile=ops,
-                                         profile_top=a.profile)
+                                         profile_top=a.profile, faults=faults)
                 sec = statistics.median(times)
                 rays = batch_size * objective.rays_per_element
                 print(json.dumps({"what": f"{kind}_train_step", "size": size, "batch_size": batch_size, "amp": amp,
@@ -313,6 +327,7 @@ def main(argv: list[str] | None = None) -> None:
                                   "seconds_per_step": round(sec, 3),
                                   "spread_s": [round(min(times), 3), round(max(times), 3)],
                                   "rays_per_s": round(rays / sec), "peak_memory_mb": round(_peak_memory_mb(device)),
+                                  "page_faults_per_step": round(faults[0]) if faults else None,
                                   "gflop_per_step": round(flops[0] / 1e9, 2),
                                   "share_of_matmul_peak": share(flops[0] / sec / 1e9, peaks["matmul_gflops"]),
                                   "machine": machine}), flush=True)

@@ -58,6 +58,7 @@ class TrainerConfig:
     backend: Optional[str] = None  # None: one process; nccl / gloo under torchrun
     threads: Optional[int] = None  # CPU threads of PyTorch per process (None: its default, one per core)
     flush_denormal: bool = True  # CPU: subnormal floats (< 1.2e-38) read and written as zero (bts/numerics.py)
+    keep_freed_memory: bool = True  # CPU: freed tensor memory reused, not returned to the kernel (bts/numerics.py)
     log_every: int = 50
     image_every: int = 1000
     validate_every: int = 2000

@@ -28,7 +28,7 @@ from bts.cli import friendly_errors
 from bts.config import register_configs
 from bts.encoders.backbone import require_imagenet_weights
 from bts.models.factory import build_encoder
-from bts.numerics import flush_subnormals, keep_freed_memory
+from bts.numerics import flush_subnormals, set_cpu_memory
 from bts.training.config import TrainConfig
 from bts.training.engine import needs_imagenet_weights, train
 from datasets.factory import build_dataset
@@ -93,8 +93,8 @@ register_configs()  # the schemas the config groups extend, and ${run_dir:...} o
 def main(cfg: DictConfig) -> None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     typed = TrainConfig.from_dict(OmegaConf.to_container(cfg, resolve=True))  # the one conversion of the run
+    set_cpu_memory(typed.trainer.cpu_memory)  # before the first large allocation (bts/numerics.py); checked in train()
     flush_subnormals(typed.trainer.flush_denormal)  # before any tensor operation (bts/numerics.py); checked in train()
-    keep_freed_memory(typed.trainer.keep_freed_memory)  # before the large allocations (bts/numerics.py)
     teacher = check_teacher(cfg)
     if teacher is not None:
         cfg.kd.teacher_checkpoint = teacher["path"]

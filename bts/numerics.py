@@ -15,16 +15,20 @@ created, at the first parallel operation of the process, and keep what they had 
 :func:`flush_subnormals` must run before the first tensor operation of a process (``train.py`` calls it first, from
 ``trainer.flush_denormal``); it says whether every worker thread flushes, so a late call is reported, not silent.
 
-**Freed memory kept by the process** (:func:`keep_freed_memory`, ``trainer.keep_freed_memory``). glibc's allocator
+**Where large CPU tensors get their memory** (:func:`set_cpu_memory`, ``trainer.cpu_memory``). glibc's allocator
 serves every request above its mmap threshold (128 KiB to 32 MiB) with fresh pages from the kernel and returns them
-when the tensor is freed, so each training step faults in, and the kernel zeroes, every page of its large
+when the tensor is freed, so each training step faults in, and the kernel zeroes, every 4 KiB page of its large
 intermediate tensors again (the point MLP's activations and gradients at the reproduction's configuration are
-64-108 MB each): at 4 KiB a page that is tens of thousands of page faults per tensor, and a ``[103, 262144]``
-gradient product that does 3.5 GFLOP took 195 ms, most of it in the faults. With mmap turned off and the heap never
-trimmed (``mallopt(M_MMAP_MAX, 0)``, ``mallopt(M_TRIM_THRESHOLD, 2 GiB)``) freed blocks stay in the process and the
-next step reuses them: the reproduction's BTS step runs 20-30 % faster for about 10 % more peak memory (BENCHMARKS.md,
-"Freed memory kept by the process"). Only where tensors live changes, never what is computed. It applies to every
-allocation after the call (threads included) and only on Linux with glibc; elsewhere it reports that it could not.
+64-108 MB each; about 250,000 page faults per step): a ``[103, 262144]`` gradient product that does 3.5 GFLOP took
+195 ms, most of it in the faults. ``keep`` (the default) turns glibc's mmap off and its heap trimming up to 2 GiB
+(``mallopt(M_MMAP_MAX, 0)``, ``mallopt(M_TRIM_THRESHOLD, 2 GiB)``), so freed blocks stay in the process and the next
+step reuses them without a fault; ``system`` keeps glibc's defaults. No computed number changes. The process then
+holds its peak memory until it ends (measured: 10-20 % more peak RSS, flat over a training with validation every 20
+steps; BENCHMARKS.md, "Freed memory kept by the process"). glibc's heap cannot hand a freed block back to a request
+of the same size with 64-byte alignment when a small allocation sits right after it, so a loop that frees and
+allocates one lone large tensor with nothing else around it grows the heap by that tensor each time; a training
+step frees many blocks together, and they merge. Linux with glibc only; elsewhere the call reports that it could
+not. It applies to the allocations after the call, so ``train.py`` calls it first.
 """
 
 from __future__ import annotations
@@ -62,14 +66,17 @@ def flushed_share() -> float:
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
 _NEVER_TRIM = 2**31 - 1
+CPU_MEMORY_MODES = ("keep", "system")
 
 
-def keep_freed_memory(enabled: bool = True) -> bool:
-    """Keep freed memory in the process for reuse (module docstring): glibc's ``mallopt`` with mmap off and trimming
-    at 2 GiB. Returns whether that is now in effect; ``False`` for ``enabled=False`` (the allocator is left as it
-    is: the setting cannot be undone within a process) and where the C library is not glibc."""
-    if not enabled:
-        return False
+def set_cpu_memory(mode: str) -> bool:
+    """``keep``: freed memory stays in the process for reuse (module docstring); ``system``: glibc's defaults (the
+    allocator is left as it is: ``keep`` cannot be undone within a process). Returns whether the mode is in effect:
+    ``False`` for ``keep`` where the C library is not glibc."""
+    if mode not in CPU_MEMORY_MODES:
+        raise ValueError(f"cpu_memory must be one of {', '.join(CPU_MEMORY_MODES)}, got {mode!r}")
+    if mode == "system":
+        return True
     libc = _glibc()
     if libc is None:
         return False

@@ -38,7 +38,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from bts.fields import EncodedViews
 from bts.geometry import make_rigid, rotation_y
 from bts.models import build_model
-from bts.numerics import flush_subnormals, keep_freed_memory
+from bts.numerics import CPU_MEMORY_MODES, flush_subnormals, set_cpu_memory
 from bts.results import cpu_model
 from bts.rendering.renderer import RendererConfig, query_density
 from bts.training.engine import encoder_precision, fused_adam
@@ -284,14 +284,14 @@ def main(argv: list[str] | None = None) -> None:
                    help="the encoder's memory format(s) to measure (trainer.channels_last)")
     p.add_argument("--flush-denormal", default="true", choices=["false", "true"],
                    help="subnormal floats flushed to zero, as train.py does (trainer.flush_denormal; per process)")
-    p.add_argument("--keep-freed-memory", default="true", choices=["false", "true"],
-                   help="freed memory kept for reuse, as train.py does (trainer.keep_freed_memory; per process)")
+    p.add_argument("--cpu-memory", default="keep", choices=CPU_MEMORY_MODES,
+                   help="where large CPU tensors get their memory, as train.py does (trainer.cpu_memory; per process)")
     p.add_argument("--profile", type=int, default=0, metavar="N",
                    help="also print the N costliest operators of one more training step (torch.profiler, self CPU "
                    "time): where the step's time goes")
     a = p.parse_args(argv)
+    memory = set_cpu_memory(a.cpu_memory)  # before the first large allocation (bts/numerics.py)
     flushed = flush_subnormals(a.flush_denormal == "true")  # before any tensor operation (bts/numerics.py)
-    kept = keep_freed_memory(a.keep_freed_memory == "true")
     device = torch.device(a.device)
     torch.set_num_threads(a.threads)
     renderer = RendererConfig(num_samples=a.samples)
@@ -299,7 +299,7 @@ def main(argv: list[str] | None = None) -> None:
                else f"{cpu_model()}, {os.cpu_count()} cores, {a.threads} threads, torch {torch.__version__}, "
                     f"subnormals {'flushed' if a.flush_denormal == 'true' else 'kept'}"
                     f"{'' if flushed else ' (not on every thread)'}"
-                    f", freed memory {'kept' if kept else 'returned'}")
+                    f", cpu_memory {a.cpu_memory}{'' if memory else ' (not in effect)'}")
     peaks = machine_peaks(device)
     print(json.dumps({"what": "machine_peaks", **{k: round(v, 1) for k, v in peaks.items()}, "machine": machine}),
           flush=True)

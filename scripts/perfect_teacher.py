@@ -36,7 +36,7 @@ from bts.fields import DensityOutput
 from bts.losses import LossWeights
 from bts.losses.distillation import KD_LOSSES, RAY_LOSSES, DistillationAccumulator, distillation_loss
 from bts.models import build_model
-from bts.numerics import flush_subnormals, keep_freed_memory
+from bts.numerics import flush_subnormals, set_cpu_memory
 from bts.rendering.renderer import RendererConfig
 from bts.training.engine import objective_config
 from bts.training.objective import training_step
@@ -143,8 +143,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="config overrides of the bts config (default: preset=reproduce)")
     a = p.parse_args(argv)
     cfg = compose_config(a.overrides)
-    flush_subnormals(cfg["trainer"]["flush_denormal"])  # as train.py does (bts/numerics.py)
-    keep_freed_memory(cfg["trainer"]["keep_freed_memory"])
+    set_cpu_memory(cfg["trainer"]["cpu_memory"])  # as train.py does (bts/numerics.py)
+    flush_subnormals(cfg["trainer"]["flush_denormal"])
     if cfg["data"].get("name") != "synthetic":
         p.error("the perfect teacher is the synthetic city's exact scene: use data=synthetic (or a preset on it)")
     cfg["data"]["num_workers"] = 0

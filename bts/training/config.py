@@ -25,6 +25,7 @@ from bts.losses.distillation import check_kd_loss
 from bts.losses.trust import check_mask
 from bts.models.factory import MODELS
 from bts.models.kdbts import RECIPES
+from bts.numerics import CPU_MEMORY_MODES
 from bts.rendering.renderer import RendererConfig
 from bts.training.objective import ObjectiveConfig
 from bts.training.supervised import SupervisedConfig
@@ -58,7 +59,8 @@ class TrainerConfig:
     backend: Optional[str] = None  # None: one process; nccl / gloo under torchrun
     threads: Optional[int] = None  # CPU threads of PyTorch per process (None: its default, one per core)
     flush_denormal: bool = True  # CPU: subnormal floats (< 1.2e-38) read and written as zero (bts/numerics.py)
-    keep_freed_memory: bool = True  # CPU: freed tensor memory reused, not returned to the kernel (bts/numerics.py)
+    # CPU: keep (freed tensor memory reused by the next step) | system (glibc's defaults) (bts/numerics.py)
+    cpu_memory: str = "keep"
     log_every: int = 50
     image_every: int = 1000
     validate_every: int = 2000
@@ -70,6 +72,8 @@ class TrainerConfig:
     def __post_init__(self):
         if self.amp not in AMP_MODES:
             raise ConfigError(f"trainer.amp must be one of {list(AMP_MODES)}, got {self.amp!r}")
+        if self.cpu_memory not in CPU_MEMORY_MODES:
+            raise ConfigError(f"trainer.cpu_memory must be one of {list(CPU_MEMORY_MODES)}, got {self.cpu_memory!r}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ConfigError(f"trainer.grad_clip must be null (no clipping) or a positive gradient norm, "
                               f"got {self.grad_clip!r}")

@@ -30,7 +30,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from bts.models.factory import build_model, model_spec
-from bts.numerics import flush_subnormals, flushed_share, keep_freed_memory
+from bts.numerics import flush_subnormals, flushed_share, set_cpu_memory
 from bts.rendering.renderer import RendererConfig
 from bts.training.config import AMP_MODES, TrainConfig
 from bts.training.handlers import CheckpointSaver, Logger, NonFiniteLoss, StepProgress, validate
@@ -237,9 +237,9 @@ def _training(local_rank: int, cfg: TrainConfig, run_dir: Path, build_datasets: 
         log.warning("trainer.flush_denormal: only %.0f %% of PyTorch's CPU work flushes subnormal floats (the CPU "
                     "cannot, or worker threads started before the run; bts/numerics.py): the steps run slower",
                     100 * flushed_share())
-    if t.keep_freed_memory and not keep_freed_memory(True) and device.type == "cpu":
-        log.warning("trainer.keep_freed_memory: the C library is not glibc, so freed tensor memory goes back to the "
-                    "system and is faulted in again every step (bts/numerics.py): the CPU steps run slower")
+    if not set_cpu_memory(t.cpu_memory) and device.type == "cpu":
+        log.warning("trainer.cpu_memory=%s is not in effect (the C library is not glibc; bts/numerics.py): every "
+                    "step faults in its large tensors' pages again and runs slower", t.cpu_memory)
     if t.threads is not None:  # two processes with two threads each on two cores run 3-7x slower than one at a time
         torch.set_num_threads(t.threads)
     manual_seed(cfg.seed + rank)

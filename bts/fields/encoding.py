@@ -39,10 +39,16 @@ class PositionalEncoding(nn.Module):
         self.out_dim = num_inputs * 2 * num_freqs + (num_inputs if include_input else 0)
 
     def forward(self, x: Float[Tensor, "... D"]) -> Float[Tensor, "... E"]:
+        parts = self.parts(x)
+        return torch.cat(parts, dim=-1) if len(parts) > 1 else parts[0]
+
+    def parts(self, x: Float[Tensor, "... D"]) -> list[Tensor]:
+        """``forward``'s output as the parts ``[x, sin/cos block]`` whose concatenation along the last dimension it
+        is (so that a caller can concatenate them with other blocks in one copy)."""
         shape = x.shape[:-1]
         flat = x.reshape(-1, 1, x.shape[-1])
         embedded = torch.sin(torch.addcmul(self.phases, flat, self.freqs)).reshape(*shape, -1)
-        return torch.cat([x, embedded], dim=-1) if self.include_input else embedded
+        return [x, embedded] if self.include_input else [embedded]
 
     def channels_outermost_parts(self, x: Float[Tensor, "D ..."]) -> list[Tensor]:
         """The encoding of points laid out channels-outermost (``[D, ...]``), as the parts ``[x, sin/cos block]``

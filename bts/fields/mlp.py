@@ -24,7 +24,7 @@ class MLP(nn.Module):
         copy of the tokens (which costs more than the layers on the CPU, BENCHMARKS.md)."""
         if x.dim() >= 2 and x.shape[-1] > 1 and x.stride(-1) != 1 and x.stride(-2) == 1:
             return self.channels_outermost(x.movedim(-1, 0)).movedim(0, -1)
-        return self.lin_out(self.lin_in(x).relu())
+        return self.lin_out(self.lin_in(x).relu_())
 
     def channels_outermost(self, x: Tensor) -> Tensor:
         """``[d_in, ..., N]`` (points contiguous) to ``[d_out, ..., N]``: two GEMMs on the flattened points when

@@ -4,12 +4,15 @@
 All views are handled in one batched projection and one ``grid_sample`` call, never a Python loop over views.
 
 The feature sampling is the original's ``grid_sample(bilinear, border, align_corners=False)``, value for value, made
-fast on the CPU in two ways (BENCHMARKS.md, "Feature sampling"): the maps are read channels-last (every texel's
+fast on the CPU in three ways (BENCHMARKS.md, "Feature sampling"): the maps are read channels-last (every texel's
 channels contiguous, so a point reads four short runs of memory instead of one scattered value per channel: about
-3-4x faster, bit-identical), and the backward pass scatters each point's gradient into the four texels' rows of a
-channels-last gradient (:func:`scatter_to_texels`: one sparse product on the CPU, ``index_add_`` elsewhere) instead
-of ``grid_sample``'s backward kernel (several times faster; the same sums in another order, so equal to float
-rounding).
+3-4x faster, bit-identical); in float32 on the CPU the forward is a weighted sum of each point's four texel rows
+(``embedding_bag`` with per-point weights, :func:`bilinear_texels` computing texels and weights the way
+``grid_sample``'s vectorised CPU kernel does: about 3-4x faster again, and bit-identical to it on the x86 CPUs
+measured, BENCHMARKS.md, "Feature sampling as a weighted bag of texels"); and the backward pass scatters each point's
+gradient into the four texels' rows of a channels-last gradient (:func:`scatter_to_texels`: one sparse product on
+the CPU, ``index_add_`` elsewhere) instead of ``grid_sample``'s backward kernel (several times faster; the same sums
+in another order, so equal to float rounding).
 """
 
 from __future__ import annotations
@@ -61,9 +64,10 @@ class EncodedViews:
 class ViewTokens:
     """Per-view tokens ``[feature, encoding]`` of query points, with the out-of-frustum flags.
 
-    Stored channels-outermost, ``channels [D, B, V, N]`` (points innermost, as the sampling and the encoding
-    produce them); ``tokens`` is the ``[B, V, N, D]`` view of it that the heads take. ``MLP`` recognises that view
-    and runs each layer as one matrix product on it, so the tokens are never transposed in memory.
+    ``channels [D, B, V, N]`` is a view of the memory the sampling produced (:func:`view_tokens`): channels-outermost
+    (points innermost, ``grid_sample``'s layout) or point rows (the texel-bag sampling's); ``tokens`` is the
+    ``[B, V, N, D]`` view that the heads take. ``MLP`` recognises either layout and runs each layer as one matrix
+    product on it, so the tokens are never transposed in memory.
     """
 
     channels: Float[Tensor, "D B V N"]
@@ -110,15 +114,31 @@ def _grid_sample(maps: Tensor, grid: Tensor) -> Tensor:
     return F.grid_sample(maps, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
+def texel_coordinate(u: Tensor, size: int) -> Tensor:
+    """``grid_sample``'s texel coordinate for ``align_corners=False`` with border padding:
+    ``x = (u + 1) size / 2 - 0.5`` clipped to ``[0, size - 1]`` (a NaN to 0, as ``grid_sample`` clips it).
+
+    In float32 the product and the subtraction are rounded once, as one fused multiply-add (PyTorch's vectorised CPU
+    kernel compiles ``(u + 1) * (size / 2) - 0.5`` to one): the double-precision product of two floats is exact, so
+    rounding ``(u + 1) * (size / 2) - 0.5`` computed in float64 back to float32 gives the fused result. The same
+    coordinates are what make :class:`_BorderBilinear`'s forward equal to ``grid_sample`` bit for bit."""
+    shifted = u + 1.0
+    if u.dtype == torch.float32:
+        x = (shifted.double() * (size * 0.5) - 0.5).float()
+    else:
+        x = shifted * (size * 0.5) - 0.5
+    return x.nan_to_num(nan=0.0).clamp(0.0, size - 1)
+
+
 def bilinear_texels(grid: Float[Tensor, "M N 1 2"], h: int, w: int) -> tuple[Tensor, Tensor]:
     """The texels ``grid_sample(bilinear, border, align_corners=False)`` reads for each point and their weights:
     rows ``[M*N, 4]`` into the channels-last table ``[M*h*w, C]`` of ``M`` maps, and the bilinear weights
-    ``[M*N, 4]``. Texel coordinates are ``x = ((u + 1) w - 1) / 2`` clamped to ``[0, w - 1]`` (border padding);
-    the neighbours are ``floor(x)`` and ``floor(x) + 1`` (clamped to the map; its weight is 0 there)."""
+    ``[M*N, 4]`` (north-west, north-east, south-west, south-east). Texel coordinates come from
+    :func:`texel_coordinate`; the neighbours are ``floor(x)`` and ``floor(x) + 1`` (clamped to the map; its weight
+    is 0 there), and each weight is the product of the distances to the opposite sides, as in ``grid_sample``."""
     m, n = grid.shape[:2]
     uv = grid.reshape(m, n, 2)
-    x = (((uv[..., 0] + 1.0) * w - 1.0) * 0.5).clamp(0.0, w - 1)
-    y = (((uv[..., 1] + 1.0) * h - 1.0) * 0.5).clamp(0.0, h - 1)
+    x, y = texel_coordinate(uv[..., 0], w), texel_coordinate(uv[..., 1], h)
     x0, y0 = x.floor(), y.floor()
     fx, fy = x - x0, y - y0
     x0, y0 = x0.long(), y0.long()
@@ -127,17 +147,38 @@ def bilinear_texels(grid: Float[Tensor, "M N 1 2"], h: int, w: int) -> tuple[Ten
     row0, row1 = base + y0 * w, base + y1 * w
     rows = torch.stack([row0 + x0, row0 + x1, row1 + x0, row1 + x1], dim=-1).reshape(-1, 4)
     gx, gy = 1.0 - fx, 1.0 - fy
-    weights = torch.stack([gx * gy, fx * gy, gx * fy, fx * fy], dim=-1).reshape(-1, 4)
+    weights = torch.stack([gy * gx, gy * fx, fy * gx, fy * fx], dim=-1).reshape(-1, 4)
     return rows, weights
 
 
+def texel_bag_sample(maps: Float[Tensor, "M C h w"], grid: Float[Tensor, "M N 1 2"]) -> Tensor:
+    """``grid_sample(maps, grid)`` (bilinear, border, ``align_corners=False``) as ``[M, C, N, 1]``, computed as
+    each point's weighted sum of its four texel rows of the channels-last table (``embedding_bag``, mode ``sum``,
+    one bag of four rows per point): the gather-and-add that ``grid_sample`` does, without its per-channel
+    strided reads. The result is a view of a points-major ``[M, N, C]`` tensor."""
+    m, c, h, w = maps.shape
+    n = grid.shape[1]
+    table = maps.permute(0, 2, 3, 1).reshape(m * h * w, c)  # a view for channels-last maps
+    rows, weights = bilinear_texels(grid, h, w)
+    out = F.embedding_bag(rows, table, per_sample_weights=weights, mode="sum")  # [M*N, C]
+    return out.view(m, n, c).permute(0, 2, 1).unsqueeze(-1)
+
+
+def _bag_sampling_applies(maps: Tensor, grid: Tensor) -> bool:
+    return maps.device.type == "cpu" and maps.dtype == torch.float32 and grid.dtype == torch.float32 \
+        and grid.shape[1] > 0 and maps.shape[2] * maps.shape[3] > 0
+
+
 class _BorderBilinear(torch.autograd.Function):
-    """``grid_sample`` forward (bit for bit); the features' gradient scattered row-wise into a channels-last map."""
+    """``grid_sample`` forward (bit for bit; :func:`texel_bag_sample` in float32 on the CPU); the features' gradient
+    scattered row-wise into a channels-last map."""
 
     @staticmethod
     def forward(ctx, maps: Tensor, grid: Tensor) -> Tensor:
         ctx.save_for_backward(grid)
         ctx.map_shape = maps.shape
+        if _bag_sampling_applies(maps, grid):
+            return texel_bag_sample(maps, grid)
         return _grid_sample(maps, grid)
 
     @staticmethod
@@ -184,9 +225,16 @@ def scatter_to_texels(rows: Tensor, weights: Tensor, per_point: Tensor, num_texe
 
 def view_tokens(points: Float[Tensor, "B N 3"], encoded: EncodedViews, encoding: PositionalEncoding,
                 code_near: float, code_far: float) -> ViewTokens:
-    """Tokens ``[f_v ; gamma(u_v, v_v, d_v)]`` of every point in every encoded view (feature first), built
-    channels-outermost (``ViewTokens.channels``) with one concatenation of whole blocks."""
+    """Tokens ``[f_v ; gamma(u_v, v_v, d_v)]`` of every point in every encoded view (feature first), built with one
+    concatenation of whole blocks in the layout the feature sampling produces: point rows ``[B, V, N, D]`` where it
+    samples as a bag of texel rows (float32 on the CPU, no gradient for the sample positions), channels-outermost
+    ``[D, B, V, N]`` where it is ``grid_sample``'s own (``ViewTokens``: the heads take either)."""
     uv, z, invalid = project_to_views(points, encoded)
-    coords = torch.stack([uv[..., 0], uv[..., 1], inverse_depth_code(z, code_near, code_far)])  # [3, B, V, N]
+    code = inverse_depth_code(z, code_near, code_far)
+    if not uv.requires_grad and _bag_sampling_applies(encoded.features[0], uv[0, :, :, None]):
+        features = sample_features(encoded.features, uv)  # [B, V, N, C], contiguous rows
+        rows = torch.cat([features, *encoding.parts(torch.stack([uv[..., 0], uv[..., 1], code], dim=-1))], dim=-1)
+        return ViewTokens(rows.permute(3, 0, 1, 2), invalid)
+    coords = torch.stack([uv[..., 0], uv[..., 1], code])  # [3, B, V, N]
     features = sample_features_channels_first(encoded.features, uv).permute(2, 0, 1, 3)  # [C, B, V, N], a view
     return ViewTokens(torch.cat([features, *encoding.channels_outermost_parts(coords)]), invalid)

@@ -154,3 +154,27 @@ def test_the_texel_scatter_adds_every_weighted_point_into_its_texels(dtype):
                     in_order += weights[p, k] * per_point[p]
         assert torch.equal(scatter_to_texels(rows, weights, per_point, 13), table)
         torch.testing.assert_close(table[2], in_order, rtol=1e-6, atol=1e-6)
+
+
+def test_the_texel_bag_forward_is_grid_sample_bit_for_bit():
+    """The float32 CPU forward (a weighted bag of four texel rows per point) gives grid_sample's values: inside the
+    map, beyond every border, on the borders and texel centres exactly, and for infinite and NaN coordinates."""
+    from bts.fields.tokens import _bag_sampling_applies, texel_bag_sample
+
+    gen = torch.Generator().manual_seed(4)
+    maps = torch.randn(3, 16, 24, 40, generator=gen).contiguous(memory_format=torch.channels_last)
+    grid = torch.rand(3, 5000, 1, 2, generator=gen) * 3.0 - 1.5
+    special = torch.tensor([[-1.0, -1.0], [1.0, 1.0], [1.0, -1.0], [0.0, 0.0], [1 / 40 - 1, 1 / 24 - 1],
+                            [float("nan"), 0.3], [0.2, float("inf")], [-float("inf"), float("nan")], [7.0, -9.0]])
+    grid[1, : len(special), 0] = special
+    assert _bag_sampling_applies(maps, grid)
+    fast = texel_bag_sample(maps, grid)
+    reference = F.grid_sample(maps, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    assert fast.shape == reference.shape
+    if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):  # the kernels whose rounding it follows
+        assert torch.equal(fast, reference)
+    else:
+        torch.testing.assert_close(fast, reference, rtol=0, atol=1e-4)
+    assert torch.isfinite(fast).all()
+    # other dtypes keep grid_sample itself
+    assert not _bag_sampling_applies(maps.double(), grid.double())

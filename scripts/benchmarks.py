@@ -92,7 +92,8 @@ def _minor_faults() -> int:
 def bench_train_step(model_cfg: dict, batch: dict, objective: ObjectiveConfig, renderer: RendererConfig,
                      device: torch.device, steps: int, warmup: int, amp: str, channels_last: bool = False,
                      flops: list[int] | None = None, profile: list[dict] | None = None,
-                     profile_top: int = 15, faults: list[float] | None = None) -> list[float]:
+                     profile_top: int = 15, faults: list[float] | None = None,
+                     profile_shapes: bool = False) -> list[float]:
     """Seconds of each of ``steps`` full training steps (forward, backward, Adam) after ``warmup`` steps; with a list
     ``flops``, one more (untimed) step's counted FLOPs are appended to it (:func:`counted_flops`); with a list
     ``profile``, one more step's ``profile_top`` costliest operators (:func:`profiled_ops`) are appended to it; with
@@ -134,23 +135,25 @@ def bench_train_step(model_cfg: dict, batch: dict, objective: ObjectiveConfig, r
             out.loss.total.backward()
             optimizer.step()
 
-        profile.extend(profiled_ops(whole_step, profile_top))
+        profile.extend(profiled_ops(whole_step, profile_top, shapes=profile_shapes))
     return times
 
 
-def profiled_ops(fn, top: int) -> list[dict]:
+def profiled_ops(fn, top: int, shapes: bool = False) -> list[dict]:
     """Where one call of ``fn`` spends its time: the ``top`` operators by self CPU time (``torch.profiler``; the
     time inside an operator minus that of the operators it calls), each with its share of the summed self time and
-    its call count. The profiler's own overhead is part of the call, so read the shares, not the seconds."""
+    its call count; with ``shapes``, one entry per operator and input shapes, the shapes included. The profiler's
+    own overhead is part of the call, so read the shares, not the seconds."""
     from torch.profiler import ProfilerActivity, profile  # noqa: PLC0415
 
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=shapes) as prof:
         fn()
-    events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
+    events = [e for e in prof.key_averages(group_by_input_shape=shapes) if e.self_cpu_time_total > 0]
     total = sum(e.self_cpu_time_total for e in events)
     events.sort(key=lambda e: e.self_cpu_time_total, reverse=True)
     return [{"op": e.key, "self_s": round(e.self_cpu_time_total / 1e6, 4),
-             "share": round(e.self_cpu_time_total / total, 3), "calls": e.count} for e in events[:top]]
+             "share": round(e.self_cpu_time_total / total, 3), "calls": e.count,
+             **({"shapes": str(e.input_shapes)} if shapes else {})} for e in events[:top]]
 
 
 def machine_peaks(device: torch.device, size: int = 2048, copy_mb: int = 256, repeats: int = 5) -> dict[str, float]:
@@ -289,6 +292,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--profile", type=int, default=0, metavar="N",
                    help="also print the N costliest operators of one more training step (torch.profiler, self CPU "
                    "time): where the step's time goes")
+    p.add_argument("--profile-shapes", action="store_true",
+                   help="with --profile, one entry per operator and input shapes (which call of an operator costs)")
     a = p.parse_args(argv)
     memory = set_cpu_memory(a.cpu_memory)  # before the first large allocation (bts/numerics.py)
     flushed = flush_subnormals(a.flush_denormal == "true")  # before any tensor operation (bts/numerics.py)
@@ -318,7 +323,8 @@ def main(argv: list[str] | None = None) -> None:
                 ops: list[dict] | None = [] if a.profile > 0 else None
                 times = bench_train_step(model_config(kind, a.depth), batch, objective, renderer, device, a.steps,
                                          a.warmup, amp, layout == "true", flops=flops, profile=ops,
-                                         profile_top=a.profile, faults=faults)
+                                         profile_top=a.profile, faults=faults,
+                                         profile_shapes=a.profile_shapes)
                 sec = statistics.median(times)
                 rays = batch_size * objective.rays_per_element
                 print(json.dumps({"what": f"{kind}_train_step", "size": size, "batch_size": batch_size, "amp": amp,

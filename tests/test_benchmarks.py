@@ -34,3 +34,22 @@ def test_the_feature_sampling_scatter_counts_its_stored_entries_not_a_dense_prod
 def test_sampling_traffic_and_shares():
     assert sampling_bytes(1000, 2, 64) == 1000 * 2 * 64 * 4 * 5  # four texels read and one token written per channel
     assert share(5.0, 20.0) == 0.25 and math.isnan(share(1.0, 0.0))
+
+
+def test_the_profile_names_the_costliest_operator_and_with_shapes_its_call():
+    import torch
+
+    from scripts.benchmarks import profiled_ops
+
+    a, b = torch.randn(300, 300), torch.randn(8, 8)
+
+    def work():
+        for _ in range(3):
+            a @ a
+        b + b
+
+    plain = profiled_ops(work, 2)
+    assert plain[0]["op"] == "aten::mm" and plain[0]["calls"] == 3 and "shapes" not in plain[0]
+    assert 0 < plain[0]["share"] <= 1
+    shaped = profiled_ops(work, 5, shapes=True)
+    assert shaped[0]["op"] == "aten::mm" and shaped[0]["shapes"] == "[[300, 300], [300, 300]]"

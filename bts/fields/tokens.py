@@ -151,22 +151,27 @@ def bilinear_texels(grid: Float[Tensor, "M N 1 2"], h: int, w: int) -> tuple[Ten
     return rows, weights
 
 
-def texel_bag_sample(maps: Float[Tensor, "M C h w"], grid: Float[Tensor, "M N 1 2"]) -> Tensor:
+def texel_bag_sample(maps: Float[Tensor, "M C h w"], grid: Float[Tensor, "M N 1 2"],
+                     texels: tuple[Tensor, Tensor] | None = None) -> Tensor:
     """``grid_sample(maps, grid)`` (bilinear, border, ``align_corners=False``) as ``[M, C, N, 1]``, computed as
     each point's weighted sum of its four texel rows of the channels-last table (``embedding_bag``, mode ``sum``,
     one bag of four rows per point): the gather-and-add that ``grid_sample`` does, without its per-channel
-    strided reads. The result is a view of a points-major ``[M, N, C]`` tensor."""
+    strided reads. ``texels``: :func:`bilinear_texels` of ``grid``, when the caller has them already. The result is
+    a view of a points-major ``[M, N, C]`` tensor."""
     m, c, h, w = maps.shape
     n = grid.shape[1]
     table = maps.permute(0, 2, 3, 1).reshape(m * h * w, c)  # a view for channels-last maps
-    rows, weights = bilinear_texels(grid, h, w)
+    rows, weights = texels if texels is not None else bilinear_texels(grid, h, w)
     out = F.embedding_bag(rows, table, per_sample_weights=weights, mode="sum")  # [M*N, C]
     return out.view(m, n, c).permute(0, 2, 1).unsqueeze(-1)
 
 
 def _bag_sampling_applies(maps: Tensor, grid: Tensor) -> bool:
+    """Whether :class:`_BorderBilinear` samples ``maps`` (``[..., C, h, w]``) at ``grid`` (``[..., 2]``) as a bag of
+    texel rows: float32 on the CPU, some points and texels, and no gradient wanted for the sample positions (those
+    go through ``grid_sample`` itself)."""
     return maps.device.type == "cpu" and maps.dtype == torch.float32 and grid.dtype == torch.float32 \
-        and grid.shape[1] > 0 and maps.shape[2] * maps.shape[3] > 0
+        and not grid.requires_grad and grid.numel() > 0 and maps.shape[-2] * maps.shape[-1] > 0
 
 
 class _BorderBilinear(torch.autograd.Function):
@@ -175,19 +180,21 @@ class _BorderBilinear(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, maps: Tensor, grid: Tensor) -> Tensor:
-        ctx.save_for_backward(grid)
         ctx.map_shape = maps.shape
         if _bag_sampling_applies(maps, grid):
-            return texel_bag_sample(maps, grid)
+            rows, weights = bilinear_texels(grid, maps.shape[2], maps.shape[3])
+            ctx.save_for_backward(rows, weights)  # the texels the backward scatters into, computed once
+            return texel_bag_sample(maps, grid, (rows, weights))
+        ctx.save_for_backward(grid)
         return _grid_sample(maps, grid)
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
-        (grid,) = ctx.saved_tensors
         m, c, h, w = ctx.map_shape
         if not ctx.needs_input_grad[0]:
             return None, None
-        rows, weights = bilinear_texels(grid, h, w)
+        saved = ctx.saved_tensors
+        rows, weights = saved if len(saved) == 2 else bilinear_texels(saved[0], h, w)
         weights = weights.to(grad_out.dtype)
         per_point = grad_out.reshape(m, c, -1).transpose(1, 2).reshape(-1, c).contiguous()  # [M*N, C]
         table = scatter_to_texels(rows, weights, per_point, m * h * w)
@@ -231,7 +238,7 @@ def view_tokens(points: Float[Tensor, "B N 3"], encoded: EncodedViews, encoding:
     ``[D, B, V, N]`` where it is ``grid_sample``'s own (``ViewTokens``: the heads take either)."""
     uv, z, invalid = project_to_views(points, encoded)
     code = inverse_depth_code(z, code_near, code_far)
-    if not uv.requires_grad and _bag_sampling_applies(encoded.features[0], uv[0, :, :, None]):
+    if _bag_sampling_applies(encoded.features, uv):
         features = sample_features(encoded.features, uv)  # [B, V, N, C], contiguous rows
         rows = torch.cat([features, *encoding.parts(torch.stack([uv[..., 0], uv[..., 1], code], dim=-1))], dim=-1)
         return ViewTokens(rows.permute(3, 0, 1, 2), invalid)

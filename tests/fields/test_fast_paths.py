@@ -176,5 +176,6 @@ def test_the_texel_bag_forward_is_grid_sample_bit_for_bit():
     else:
         torch.testing.assert_close(fast, reference, rtol=0, atol=1e-4)
     assert torch.isfinite(fast).all()
-    # other dtypes keep grid_sample itself
+    # other dtypes, and sample positions that want a gradient, keep grid_sample itself
     assert not _bag_sampling_applies(maps.double(), grid.double())
+    assert not _bag_sampling_applies(maps, grid.clone().requires_grad_(True))
